@@ -17,6 +17,7 @@ from b2fs import __version__
 # sub-command name -> module under b2fs.cli
 COMMANDS = {
     "serve": "serve",
+    "mount": "mount",
 }
 
 
@@ -25,16 +26,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"b2fs {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, module in COMMANDS.items():
+    for module in COMMANDS.values():
         importlib.import_module(f"b2fs.cli.{module}").add_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) >= 2 and not argv[0].startswith("-") and argv[0] not in COMMANDS:
+        argv.insert(0, "mount")  # the mount(8) form: b2fs BUCKET[/PREFIX] MOUNTPOINT -o ...
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose > 1 else logging.INFO if args.verbose else logging.WARNING,
+        level=logging.DEBUG
+        if args.verbose > 1
+        else logging.INFO
+        if args.verbose
+        else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:

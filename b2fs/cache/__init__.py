@@ -1,0 +1,1 @@
+"""The local block cache: object bytes on disk, keyed by (fileId, block index)."""

@@ -1,0 +1,198 @@
+"""The on-disk block cache: stored object bytes keyed by (fileId, block index).
+
+A B2 file version is immutable and its fileId unique, so a cached block never
+goes stale; eviction (least recently used, within a byte budget) is the only
+policy.  Blocks hold the object's bytes exactly as downloaded (ciphertext when
+the mount is encrypted); the reader decodes them.  Layout::
+
+    CACHE_DIR/blocks-<block size>/<2 hex>/<sha1(fileId) hex>.<block index>
+
+The index is rebuilt at start from one scan of the directory (sizes, and
+mtimes as the recency order; a block's mtime is bumped on its first hit in a
+session).  Writes go to a temporary name and are renamed into place, so a
+crash never leaves a short block behind.  A cache directory that is full or
+unwritable does not fail reads: the block is simply not kept, with a warning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections import OrderedDict
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, int]
+
+
+class BlockCache:
+    """Blocks on disk within ``budget`` bytes, least recently used evicted first."""
+
+    def __init__(self, root: str | os.PathLike[str], budget: int, block_size: int) -> None:
+        self.dir = Path(root) / f"blocks-{block_size}"
+        self.budget = budget
+        self._index: OrderedDict[Key, int] = OrderedDict()  # key -> size, oldest first
+        self._touched: set[Key] = set()
+        self.used = 0
+        self.enabled = budget > 0
+        self._last_warning = 0.0
+        self.hits = self.misses = self.stores = self.evictions = 0
+
+    # -- setup ---------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Create the directory (0700) and rebuild the index from what is on disk."""
+        if not self.enabled:
+            return
+        try:
+            self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.chmod(self.dir, 0o700)
+        except OSError as e:
+            self._disable(f"cannot use {self.dir}: {e.strerror}")
+            return
+        found: list[tuple[float, Key, int, str]] = []
+        for sub in os.scandir(self.dir):
+            if not sub.is_dir(follow_symlinks=False):
+                continue
+            for entry in os.scandir(sub.path):
+                name = entry.name
+                if ".tmp" in name:
+                    _unlink(entry.path)  # left by a crash mid-write
+                    continue
+                digest, _, index = name.partition(".")
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                    key = (digest, int(index))
+                except (OSError, ValueError):
+                    continue
+                found.append((st.st_mtime, key, st.st_size, entry.path))
+        found.sort()
+        for _, key, size, _path in found:
+            self._index[key] = size
+            self.used += size
+        self._evict(0)
+        log.debug("block cache %s: %d blocks, %d bytes", self.dir, len(self._index), self.used)
+
+    def _disable(self, why: str) -> None:
+        self.enabled = False
+        log.warning("block cache disabled, reads will not be cached: %s", why)
+
+    # -- lookups -------------------------------------------------------------------------
+
+    @staticmethod
+    def _key(file_id: str, index: int) -> Key:
+        return (hashlib.sha1(file_id.encode()).hexdigest(), index)
+
+    def _path(self, key: Key) -> Path:
+        return self.dir / key[0][:2] / f"{key[0]}.{key[1]}"
+
+    def get(self, file_id: str, index: int, expected_size: int | None = None) -> bytes | None:
+        """The block's bytes, or None when it is not cached (or is unreadable/short)."""
+        if not self.enabled:
+            return None
+        key = self._key(file_id, index)
+        if key not in self._index:
+            self.misses += 1
+            return None
+        path = self._path(key)
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError:
+            self._forget(key)
+            self.misses += 1
+            return None
+        if expected_size is not None and len(data) != expected_size:
+            log.warning(
+                "cached block %s has %d bytes, expected %d: dropped", path, len(data), expected_size
+            )
+            self._forget(key, unlink=True)
+            self.misses += 1
+            return None
+        self._index.move_to_end(key)
+        if key not in self._touched:
+            self._touched.add(key)
+            try:
+                os.utime(path)
+            except OSError:
+                pass
+        self.hits += 1
+        return data
+
+    def __contains__(self, item: tuple[str, int]) -> bool:
+        return self.enabled and self._key(*item) in self._index
+
+    # -- stores --------------------------------------------------------------------------
+
+    def put(self, file_id: str, index: int, data: bytes) -> bool:
+        """Keep a block; returns False (after a rate-limited warning) when the disk refuses."""
+        if not self.enabled or len(data) > self.budget:
+            return False
+        key = self._key(file_id, index)
+        if key in self._index:
+            self._index.move_to_end(key)
+            return True
+        self._evict(len(data))
+        path = self._path(key)
+        tmp = path.with_name(path.name + ".tmp")
+        try:
+            path.parent.mkdir(mode=0o700, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
+            os.rename(tmp, path)
+        except OSError as e:
+            _unlink(tmp)
+            now = time.monotonic()
+            if now - self._last_warning > 60:
+                self._last_warning = now
+                log.warning(
+                    "block cache: cannot store a block in %s (%s): reading uncached",
+                    self.dir,
+                    e.strerror,
+                )
+            return False
+        self._index[key] = len(data)
+        self._touched.add(key)
+        self.used += len(data)
+        self.stores += 1
+        return True
+
+    def _evict(self, incoming: int) -> None:
+        while self._index and self.used + incoming > self.budget:
+            key, _ = next(iter(self._index.items()))
+            self._forget(key, unlink=True)
+            self.evictions += 1
+
+    def _forget(self, key: Key, unlink: bool = False) -> None:
+        size = self._index.pop(key, None)
+        if size is not None:
+            self.used -= size
+        self._touched.discard(key)
+        if unlink:
+            _unlink(self._path(key))
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "blocks": len(self._index),
+            "bytes": self.used,
+            "budget": self.budget,
+            "hits": self.hits,
+            "misses": self.misses,
+            "stores": self.stores,
+            "evictions": self.evictions,
+        }
+
+
+def _unlink(path: str | os.PathLike[str]) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

@@ -1,0 +1,94 @@
+"""The one place where errors become errnos, with the log line that says why.
+
+Every FUSE operation runs under ``fuse_errors``: a ``FsError`` carries its own
+errno; B2 client errors map by their B2 code and HTTP status; codec errors
+(a tampered or foreign object, a name too long to encode) map to EIO or
+ENAMETOOLONG; ``OSError`` from local disk (a full staging area) keeps its
+errno.  Anything else is a bug: EIO, logged with its traceback.  Outcomes a
+program meets in normal use (ENOENT, EEXIST, ENOTEMPTY, ...) are logged at
+debug level only; the rest at warning, one line each.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import pyfuse3
+
+from b2fs.vfs.errors import FsError
+
+log = logging.getLogger("b2fs.fs")
+
+QUIET = {errno.ENOENT, errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR, errno.ENODATA,
+         errno.ENOSYS, errno.EINTR, errno.EAGAIN, errno.ERANGE, errno.ENOTSUP}  # fmt: skip
+
+B2_CODES = {
+    "not_found": errno.ENOENT,
+    "no_such_file": errno.ENOENT,
+    "file_not_present": errno.ENOENT,
+    "unauthorized": errno.EACCES,
+    "access_denied": errno.EACCES,
+    "storage_cap_exceeded": errno.EDQUOT,
+    "cap_exceeded": errno.EDQUOT,
+    "transaction_cap_exceeded": errno.EIO,
+    "already_hidden": errno.ENOENT,
+    "source_too_large": errno.EFBIG,
+    "file_lock_conflict": errno.EPERM,
+}
+
+
+def errno_of(exc: BaseException) -> int:
+    if isinstance(exc, FsError):
+        return exc.errno
+    if isinstance(exc, pyfuse3.FUSEError):
+        return exc.errno
+    code = getattr(exc, "code", None)
+    if isinstance(code, str) and code in B2_CODES:
+        return B2_CODES[code]
+    name = type(exc).__name__
+    if name in ("NameTooLong",):
+        return errno.ENAMETOOLONG
+    if isinstance(exc, OSError) and exc.errno:
+        return exc.errno
+    return errno.EIO
+
+
+T = TypeVar("T")
+
+
+def fuse_errors(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    """Run an operation; any exception leaves as ``FUSEError`` with the right errno."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return await fn(*args, **kwargs)
+        except pyfuse3.FUSEError:
+            raise
+        except Exception as e:
+            err = errno_of(e)
+            known = (
+                isinstance(e, FsError | OSError) or hasattr(e, "code") or "Codec" in _mro_names(e)
+            )
+            if not known:
+                log.error("%s: unexpected %s", fn.__name__, type(e).__name__, exc_info=True)
+            elif err in QUIET:
+                log.debug("%s: %s (%s)", fn.__name__, e, errno.errorcode.get(err, err))
+            else:
+                log.warning("%s: %s [%s]", fn.__name__, _one_line(e), errno.errorcode.get(err, err))
+            raise pyfuse3.FUSEError(err) from None
+
+    return wrapper
+
+
+def _mro_names(e: BaseException) -> str:
+    return " ".join(c.__name__ for c in type(e).__mro__)
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e) or type(e).__name__
+    return " ".join(text.split())

@@ -1,0 +1,134 @@
+"""pyfuse3 operations: the kernel's requests, converted to calls on the vfs. Thin by design.
+
+Each handler turns bytes names into text, calls ``b2fs.vfs``, and builds the
+reply (attributes from ``b2fs.fs.attrs``).  Every handler runs under
+``fuse_errors``, the single place errors become errnos.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import pyfuse3
+
+from b2fs.fs.attrs import AttrMaker, statfs
+from b2fs.fs.errno_map import fuse_errors
+from b2fs.vfs.errors import FsError, NotFound
+from b2fs.vfs.filesystem import FileSystem
+from b2fs.vfs.paths import decode_name
+
+log = logging.getLogger(__name__)
+
+STATUS_XATTR = b"user.b2fs.status"
+
+
+class Operations(pyfuse3.Operations):
+    supports_dot_lookup = True
+    enable_writeback_cache = False
+
+    def __init__(self, fs: FileSystem, changes: Any = None, status: Any = None) -> None:
+        super().__init__()
+        self.fs = fs
+        self.changes = changes  # b2fs.vfs.changes.Changes, or None on a read-only mount
+        self.status = status  # callable -> bytes (JSON) for the status xattr
+        self.attrs = AttrMaker(fs.opts, fs.mounted_at_ns)
+
+    # -- metadata ------------------------------------------------------------------------
+
+    @fuse_errors
+    async def lookup(
+        self, parent_inode: int, name: bytes, ctx: Any = None
+    ) -> pyfuse3.EntryAttributes:
+        parent = self.fs.inodes.get(parent_inode)
+        found = await self.fs.lookup(parent, decode_name(name))
+        if found is None:
+            return self.attrs.negative()
+        node, entry = found
+        node.lookups += 1
+        return self.attrs(node, entry)
+
+    async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
+        for ino, count in inode_list:
+            self.fs.inodes.forget(ino, count)
+
+    @fuse_errors
+    async def getattr(self, inode: int, ctx: Any = None) -> pyfuse3.EntryAttributes:
+        node = self.fs.inodes.get(inode)
+        return self.attrs(node, await self.fs.entry(node))
+
+    @fuse_errors
+    async def readlink(self, inode: int, ctx: Any = None) -> bytes:
+        return os.fsencode(await self.fs.readlink(self.fs.inodes.get(inode)))
+
+    @fuse_errors
+    async def statfs(self, ctx: Any = None) -> pyfuse3.StatvfsData:
+        return statfs()
+
+    # -- directories ---------------------------------------------------------------------
+
+    @fuse_errors
+    async def opendir(self, inode: int, ctx: Any = None) -> int:
+        return self.fs.opendir(self.fs.inodes.get(inode))
+
+    @fuse_errors
+    async def readdir(self, fh: int, start_id: int, token: Any) -> None:
+        for next_id, node, entry in await self.fs.dir_entries(fh, start_id):
+            if not pyfuse3.readdir_reply(
+                token, entry.name.encode(), self.attrs(node, entry), next_id
+            ):
+                break
+            node.lookups += 1
+
+    @fuse_errors
+    async def releasedir(self, fh: int) -> None:
+        self.fs.releasedir(fh)
+
+    # -- files ---------------------------------------------------------------------------
+
+    @fuse_errors
+    async def open(self, inode: int, flags: int, ctx: Any = None) -> pyfuse3.FileInfo:
+        node = self.fs.inodes.get(inode)
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND):
+            if self.changes is None:
+                raise FsError("the mount is read-only", errno=errno.EROFS)
+            fh = await self.changes.open_write(node, flags)
+            return pyfuse3.FileInfo(fh=fh, keep_cache=False)
+        fh, keep = await self.fs.open_read(node, flags)
+        return pyfuse3.FileInfo(fh=fh, keep_cache=keep)
+
+    @fuse_errors
+    async def read(self, fh: int, off: int, size: int) -> bytes:
+        return await self.fs.read(fh, off, size)
+
+    @fuse_errors
+    async def flush(self, fh: int) -> None:
+        if self.changes is not None:
+            await self.changes.flush(fh)
+
+    @fuse_errors
+    async def release(self, fh: int) -> None:
+        if self.changes is not None:
+            await self.changes.release(fh)
+        else:
+            self.fs.release(fh)
+
+    @fuse_errors
+    async def fsync(self, fh: int, datasync: bool) -> None:
+        if self.changes is not None:
+            await self.changes.fsync(fh)
+
+    # -- extended attributes: only the status of the mount, on its root ------------------
+
+    @fuse_errors
+    async def getxattr(self, inode: int, name: bytes, ctx: Any = None) -> bytes:
+        if inode == pyfuse3.ROOT_INODE and name == STATUS_XATTR and self.status is not None:
+            return self.status()
+        raise NotFound("no such attribute", errno=pyfuse3.ENOATTR)
+
+    @fuse_errors
+    async def listxattr(self, inode: int, ctx: Any = None) -> list[bytes]:
+        return [STATUS_XATTR] if inode == pyfuse3.ROOT_INODE and self.status is not None else []

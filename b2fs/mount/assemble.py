@@ -1,0 +1,89 @@
+"""Putting a mount together: codecs, caches, reader, namespace, writeback and operations.
+
+``assemble`` builds every part of a mount from an authorized client and its
+bucket; the returned ``Mount`` is started in the mount's service nursery
+(uploads), attached to the request nursery (downloads started by reads), and
+stopped after the FUSE loop ends (pending uploads get ``unmount_wait``
+seconds, with progress in the log).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from b2fs.cache.blocks import BlockCache
+from b2fs.fs.operations import Operations
+from b2fs.mount.options import MountOptions
+from b2fs.mount.source import Source
+from b2fs.reader import Reader
+from b2fs.vfs.filesystem import FileSystem
+from b2fs.vfs.listing import Listings
+from b2fs.vfs.namespace import Namespace
+
+log = logging.getLogger("b2fs.mount")
+
+
+@dataclass
+class Mount:
+    operations: Operations
+    fs: FileSystem
+    reader: Reader
+    cache: BlockCache
+    listings: Listings
+    writeback: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    async def start(self, services: trio.Nursery) -> None:
+        if self.writeback is not None:
+            await self.writeback.start(services)
+
+    def attach_request_nursery(self, nursery: trio.Nursery) -> None:
+        self.reader.attach(nursery)
+
+    async def stop(self, wait: float) -> None:
+        if self.writeback is not None:
+            await self.writeback.drain(wait)
+
+    def status(self) -> bytes:
+        out: dict[str, Any] = {
+            "cache": self.cache.stats(),
+            "reader": self.reader.stats(),
+            "listings": {"fetches": self.listings.fetches},
+            "inodes": len(self.fs.inodes),
+        }
+        if self.writeback is not None:
+            out["writeback"] = self.writeback.status()
+        return json.dumps(out).encode()
+
+
+async def assemble(
+    client: Any, bucket: Any, source: Source, cache_dir: str, opts: MountOptions
+) -> Mount:
+    from b2fs.codec import plain_codecs
+
+    content, names, _staging = plain_codecs()
+    cache = BlockCache(cache_dir, opts.cache_size, opts.block_size)
+    cache.open()
+    reader = Reader(
+        client,
+        content,
+        cache,
+        block_size=opts.block_size,
+        memory_cache=opts.memory_cache,
+        max_readahead=opts.max_readahead,
+        max_request=opts.max_request,
+        concurrency=opts.download_concurrency,
+    )
+    listings = Listings(
+        client, bucket.bucket_id, names=names, content=content, ttl=opts.dir_cache_time
+    )
+    namespace = Namespace(listings, names, source.prefix)
+    fs = FileSystem(namespace, reader, opts)
+    mount = Mount(Operations(fs), fs, reader, cache, listings)
+    mount.operations.status = mount.status
+    return mount

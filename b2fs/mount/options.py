@@ -1,0 +1,157 @@
+"""Mount options: the ``-o a,b=c`` string of mount(8)/fstab, parsed into one typed record.
+
+Neighbours: ``b2fs.cli.mount`` parses the command line and hands the ``-o``
+string here; everything below the CLI (vfs, reader, cache, writeback) reads
+its settings from the ``MountOptions`` this module builds.  Sizes accept
+``K``/``M``/``G``/``T`` suffixes (powers of 1024); times are seconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+
+# Options mount(8) and mount.fuse3 pass along that only matter to them.
+_IGNORED = {
+    "rw", "dev", "nodev", "suid", "nosuid", "exec", "noexec", "auto", "noauto", "user",
+    "nouser", "users", "_netdev", "nofail", "defaults", "async", "atime", "noatime",
+    "relatime", "norelatime", "strictatime", "lazytime", "nolazytime", "loop",
+}  # fmt: skip
+
+
+class OptionError(ValueError):
+    """A ``-o`` option that is unknown or has a bad value."""
+
+
+def parse_size(text: str) -> int:
+    """``"64M"`` -> 67108864; plain digits are bytes."""
+    t = text.strip().upper().removesuffix("B").removesuffix("I")
+    mult = 1
+    for suffix, m in (("K", 1 << 10), ("M", 1 << 20), ("G", 1 << 30), ("T", 1 << 40)):
+        if t.endswith(suffix):
+            t, mult = t[:-1], m
+            break
+    try:
+        value = float(t)
+    except ValueError:
+        raise OptionError(f"not a size: {text!r}") from None
+    if value < 0:
+        raise OptionError(f"negative size: {text!r}")
+    return int(value * mult)
+
+
+def _parse_bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on", ""):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise OptionError(f"not a boolean: {text!r}")
+
+
+@dataclass
+class MountOptions:
+    """Every tunable of a mount, with its default."""
+
+    uid: int = field(default_factory=os.getuid)
+    gid: int = field(default_factory=os.getgid)
+    umask: int = 0o022
+    allow_other: bool = False
+    read_only: bool = False
+    # metadata caching
+    dir_cache_time: float = 60.0  # listing TTL (other mounts' changes show up after this)
+    attr_timeout: float = 1.0  # kernel attribute cache
+    entry_timeout: float = 1.0  # kernel positive dentry cache
+    negative_timeout: float = 1.0  # kernel negative dentry cache
+    # reads and the block cache
+    block_size: int = 1 << 20
+    cache_size: int = 1 << 30
+    cache_dir: str | None = None
+    memory_cache: int = 64 << 20  # decoded blocks kept in memory
+    max_readahead: int = 64 << 20
+    max_request: int = 8 << 20  # largest single ranged GET
+    download_concurrency: int = 8
+    # writes
+    writeback_delay: float = 5.0
+    upload_concurrency: int = 4
+    large_file_threshold: int = 0  # 0: the account's recommended part size
+    part_size: int = 0  # 0: the account's recommended part size
+    unmount_wait: float = 600.0  # how long unmount waits for pending uploads
+    hard_delete: bool = False
+    keep_attrs: bool = True  # persist mode/uid/gid in file info
+    # encryption
+    encrypt: bool = False
+    passphrase_file: str | None = None
+    # credentials for the fstab form
+    credentials: str | None = None
+    realm: str | None = None
+    local: str | None = None  # data dir of an embedded local B2 server
+    log_file: str | None = None
+    foreground: bool = False
+    debug: bool = False
+
+    def validate(self) -> None:
+        if self.block_size < 64 << 10 or self.block_size > 64 << 20:
+            raise OptionError("block_size must be between 64K and 64M")
+        if self.block_size % (64 << 10):
+            raise OptionError("block_size must be a multiple of 64K")
+        if self.max_request < self.block_size:
+            self.max_request = self.block_size
+        if self.download_concurrency < 1 or self.upload_concurrency < 1:
+            raise OptionError("concurrency options must be at least 1")
+        if not 0 <= self.umask <= 0o777:
+            raise OptionError("umask must be an octal number up to 777")
+
+
+_SIZES = {"block_size", "cache_size", "memory_cache", "max_readahead", "max_request",
+          "large_file_threshold", "part_size"}  # fmt: skip
+_FLOATS = {"dir_cache_time", "attr_timeout", "entry_timeout", "negative_timeout",
+           "writeback_delay", "unmount_wait"}  # fmt: skip
+_INTS = {"uid", "gid", "download_concurrency", "upload_concurrency"}
+_BOOLS = {"allow_other", "hard_delete", "keep_attrs", "encrypt", "foreground", "debug"}
+_STRS = {"cache_dir", "passphrase_file", "credentials", "realm", "local", "log_file"}
+_ALIASES = {"ro": ("read_only", "1"), "allow_root": ("allow_other", "1")}
+
+
+def parse_options(text: str | None, base: MountOptions | None = None) -> MountOptions:
+    """Parse a comma-separated ``-o`` string onto ``base`` (or the defaults)."""
+    opts = base if base is not None else MountOptions()
+    fields = {f.name for f in dataclasses.fields(MountOptions)}
+    for item in (text or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        key, sep, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if key in _IGNORED or key.startswith("x-") or key.startswith("comment="):
+            continue
+        if key == "rw":
+            opts.read_only = False
+            continue
+        if key in _ALIASES:
+            key, value = _ALIASES[key][0], value or _ALIASES[key][1]
+        if key.startswith("no") and key[2:] in _BOOLS and not sep:
+            key, value = key[2:], "0"
+        if key not in fields:
+            raise OptionError(f"unknown mount option {key!r}")
+        try:
+            if key in _SIZES:
+                setattr(opts, key, parse_size(value))
+            elif key in _FLOATS:
+                setattr(opts, key, float(value))
+            elif key in _INTS:
+                setattr(opts, key, int(value))
+            elif key == "umask":
+                setattr(opts, key, int(value, 8))
+            elif key in _BOOLS or key == "read_only":
+                setattr(opts, key, _parse_bool(value))
+            elif key in _STRS:
+                if not value:
+                    raise OptionError(f"option {key} needs a value")
+                setattr(opts, key, value)
+        except ValueError as e:
+            if isinstance(e, OptionError):
+                raise
+            raise OptionError(f"bad value for {key}: {value!r}") from None
+    opts.validate()
+    return opts

@@ -1,0 +1,214 @@
+"""Running a mount: checks before anything is mounted, then the trio loop until unmount.
+
+Order of events: the mountpoint is checked; the B2 key is authorized; the
+bucket, the key's capabilities and its name-prefix restriction are checked
+(and, with ``-o encrypt``, the vault is opened); only then is the FUSE
+mount made, and readiness reported (to the parent process in background
+mode, and to systemd with ``READY=1``).  Any failure before that point is a
+``StartupError`` whose one-line message the CLI prints, with no mount left
+behind.  SIGINT/SIGTERM (and ``fusermount3 -u``) end the loop; pending
+uploads are then given ``unmount_wait`` seconds to land, with progress in
+the log, before the process exits.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import logging
+import os
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pyfuse3
+import trio
+
+from b2fs.mount import sdnotify
+from b2fs.mount.options import MountOptions
+from b2fs.mount.source import Source
+
+log = logging.getLogger("b2fs.mount")
+
+READ_CAPS = ("listFiles", "readFiles")
+WRITE_CAPS = ("writeFiles",)
+
+
+class StartupError(Exception):
+    """The mount cannot start; the message says why, in one line."""
+
+
+@dataclass
+class Credentials:
+    key_id: str
+    key: str
+    realm: str
+
+
+def check_mountpoint(path: str) -> str:
+    path = os.path.abspath(path)
+    if not os.path.exists(path):
+        raise StartupError(f"mountpoint {path} does not exist")
+    if not os.path.isdir(path):
+        raise StartupError(f"mountpoint {path} is not a directory")
+    if os.path.ismount(path):
+        raise StartupError(f"mountpoint {path} is busy: something is already mounted there")
+    try:
+        os.listdir(path)
+    except OSError as e:
+        raise StartupError(f"mountpoint {path} is not usable: {e.strerror}") from None
+    return path
+
+
+def default_cache_dir(realm: str, source: Source) -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    tag = hashlib.sha256(f"{realm}\0{source.bucket}\0{source.prefix}".encode()).hexdigest()[:12]
+    return os.path.join(base, "b2fs", f"{source.bucket}-{tag}")
+
+
+def open_cache_dir(path: str) -> int:
+    """Create the cache directory (0700) and lock it for this mount; returns the lock fd."""
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        os.chmod(path, 0o700)
+        fd = os.open(os.path.join(path, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as e:
+        raise StartupError(f"cache directory {path}: {e.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise StartupError(f"cache directory {path} is in use by another b2fs mount") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+async def connect(creds: Credentials, source: Source, opts: MountOptions) -> tuple[Any, Any]:
+    """Authorize and find the bucket; returns (client, bucket). Raises StartupError."""
+    from b2fs.b2 import B2Client, B2Error, BucketNotFound
+    from b2fs.b2.errors import InvalidAuthToken, NetworkError, Unauthorized
+
+    client = B2Client(creds.key_id, creds.key, realm=creds.realm)
+    await client.__aenter__()
+    try:
+        try:
+            account = await client.authorize()
+        except InvalidAuthToken:
+            raise StartupError(
+                "B2 refused the application key (bad key id or key, or the key was deleted)"
+            ) from None
+        except NetworkError as e:
+            raise StartupError(f"cannot reach B2 at {creds.realm}: {e}") from None
+        except B2Error as e:
+            raise StartupError(f"authorizing with B2 failed: {e}") from None
+        try:
+            bucket = await client.get_bucket(source.bucket)
+        except BucketNotFound:
+            raise StartupError(
+                f"bucket {source.bucket!r} does not exist or this key cannot see it"
+            ) from None
+        except Unauthorized as e:
+            raise StartupError(f"this key may not list bucket {source.bucket!r}: {e}") from None
+        if account.allowed_buckets is not None and bucket.bucket_id not in {
+            b.bucket_id for b in account.allowed_buckets
+        }:
+            raise StartupError(f"this key is restricted to other buckets than {source.bucket!r}")
+        needed = READ_CAPS + (() if opts.read_only else WRITE_CAPS)
+        if opts.hard_delete and not opts.read_only:
+            needed += ("deleteFiles",)
+        missing = [c for c in needed if c not in account.capabilities]
+        if missing:
+            hint = "" if opts.read_only else " (mount with -o ro to read only)"
+            raise StartupError(f"the key lacks the capabilities {', '.join(missing)}{hint}")
+        if account.name_prefix and not source.prefix.startswith(account.name_prefix):
+            raise StartupError(
+                f"the key is restricted to names starting with {account.name_prefix!r}: "
+                f"mount b2://{source.bucket}/{account.name_prefix} or below"
+            )
+        return client, bucket
+    except BaseException:
+        await client.aclose()
+        raise
+
+
+def fuse_options(source: Source, opts: MountOptions) -> set[str]:
+    fsname = f"b2://{source.bucket}/{source.prefix}"
+    if any(c in fsname for c in ", \t\n\\"):
+        fsname = f"b2://{source.bucket}"
+    options = {f"fsname={fsname}", "subtype=b2fs", "default_permissions", "noatime"}
+    if opts.allow_other:
+        options.add("allow_other")
+    if opts.read_only:
+        options.add("ro")
+    return options
+
+
+async def serve(creds: Credentials, source: Source, mountpoint: str, opts: MountOptions,
+                ready: Callable[[], None]) -> None:  # fmt: skip
+    """Everything from authorize to unmount. ``ready`` is called once the mount is up."""
+    from b2fs.mount.assemble import assemble
+
+    cache_dir = opts.cache_dir or default_cache_dir(creds.realm, source)
+    lock_fd = open_cache_dir(cache_dir)
+    client, bucket = await connect(creds, source, opts)
+    try:
+        mount = await assemble(client, bucket, source, cache_dir, opts)
+        try:
+            pyfuse3.init(mount.operations, mountpoint, fuse_options(source, opts))
+        except RuntimeError as e:
+            raise StartupError(
+                f"mounting on {mountpoint} failed ({e}); is /dev/fuse usable?"
+            ) from None
+        async with trio.open_nursery() as services:  # uploads and other background work
+            await mount.start(services)
+            by_signal = False
+            kernel_ended = False
+            try:
+                async with trio.open_nursery() as loop:
+                    mount.attach_request_nursery(loop)
+
+                    async def watch_signals() -> None:
+                        nonlocal by_signal
+                        with trio.open_signal_receiver(
+                            signal.SIGINT, signal.SIGTERM, signal.SIGHUP
+                        ) as sigs:
+                            async for signum in sigs:
+                                log.info(
+                                    "%s: unmounting %s", signal.Signals(signum).name, mountpoint
+                                )
+                                by_signal = True
+                                pyfuse3.terminate()
+                                return
+
+                    loop.start_soon(watch_signals)
+                    log.info("mounted %s on %s", source, mountpoint)
+                    ready()
+                    sdnotify.ready(f"mounted {source} on {mountpoint}")
+                    await pyfuse3.main()
+                    kernel_ended = not by_signal  # fusermount3 -u or umount
+                    loop.cancel_scope.cancel()
+            finally:
+                sdnotify.stopping()
+                pyfuse3.close(unmount=not kernel_ended)
+                log.info("unmounted %s", mountpoint)
+            with trio.CancelScope(shield=True):
+                await mount.stop(opts.unmount_wait)
+            services.cancel_scope.cancel()
+    finally:
+        with trio.CancelScope(shield=True):
+            await client.aclose()
+        os.close(lock_fd)
+
+
+def is_fuse_mounted(path: str) -> bool:
+    path = os.path.abspath(path)
+    try:
+        with open("/proc/mounts") as f:
+            return any(line.split()[1] == path and line.split()[2].startswith("fuse") for line in f)
+    except OSError as e:
+        if e.errno == errno.ENOENT:
+            return os.path.ismount(path)
+        raise

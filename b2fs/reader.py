@@ -1,0 +1,277 @@
+"""The read path: plaintext byte ranges of immutable B2 file versions, through the caches.
+
+A file version is read in fixed-size plaintext blocks (``block_size``).  A
+block comes from, in order: decoded blocks in memory, the on-disk block cache
+(object bytes, decoded on each hit), a download already in flight for it (one
+download per block however many readers want it), or a new ranged download.
+Downloads cover runs of consecutive missing blocks (up to ``max_request``
+bytes each), so a sequential reader costs few class B calls; each stream's
+read-ahead window doubles while it reads sequentially and drops to nothing on
+a seek, so random readers fetch only the blocks they touch.
+
+Neighbours: the vfs opens a ``ReadStream`` per file handle; ``b2fs.codec``
+maps plaintext blocks to stored byte ranges and decodes them; ``b2fs.b2``
+does the HTTP.  Errors: ``Stale`` when the version has vanished from B2,
+``FsError`` (EIO) when a download fails after the client's retries or a block
+fails to decode; both are logged with the file's name.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import cachetools
+import trio
+
+from b2fs.cache.blocks import BlockCache
+from b2fs.vfs.errors import FsError, Stale
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """One immutable B2 file version, as the reader needs it."""
+
+    file_id: str
+    plain_size: int
+    stored_size: int
+    file_info: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+    name: str = ""  # for log lines only
+
+
+@dataclass
+class ReadStream:
+    """Per-handle read state: which version, and how far ahead to fetch."""
+
+    obj: ObjectRef
+    last_block: int = -2
+    window: int = 0  # read-ahead in bytes
+    ahead_until: int = 0  # blocks below this index are already cached or requested
+
+
+class _Fetch:
+    """A download in flight for a run of blocks; waiters block on ``done``."""
+
+    __slots__ = ("done", "error", "blocks")
+
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.error: BaseException | None = None
+        self.blocks: dict[int, bytes] = {}  # decoded, held while waiters need them
+
+
+class Reader:
+    """Reads plaintext ranges of B2 file versions for every open handle of a mount."""
+
+    def __init__(self, client: Any, codec: Any, cache: BlockCache, *, block_size: int,
+                 memory_cache: int, max_readahead: int, max_request: int,
+                 concurrency: int) -> None:  # fmt: skip
+        self.client = client
+        self.codec = codec
+        self.cache = cache
+        self.block_size = block_size
+        self.max_readahead = max_readahead
+        self.request_blocks = max(1, max_request // block_size)
+        self._memory: cachetools.LRUCache[tuple[str, int], bytes] = cachetools.LRUCache(
+            maxsize=max(memory_cache, block_size), getsizeof=len
+        )
+        self._inflight: dict[tuple[str, int], _Fetch] = {}
+        self._decryptors: OrderedDict[str, Any] = OrderedDict()
+        self._limiter = trio.CapacityLimiter(concurrency)
+        self._nursery: trio.Nursery | None = None
+        self.downloads = 0
+        self.downloaded_bytes = 0
+
+    def attach(self, nursery: trio.Nursery) -> None:
+        """Background downloads (read-ahead) run in this nursery."""
+        self._nursery = nursery
+
+    # -- public --------------------------------------------------------------------------
+
+    async def read(self, stream: ReadStream, offset: int, size: int) -> bytes:
+        obj = stream.obj
+        end = min(offset + size, obj.plain_size)
+        if offset >= end:
+            return b""
+        bs = self.block_size
+        first, last = offset // bs, (end - 1) // bs
+        self._plan_readahead(stream, first, last)
+        if first == last:
+            block = await self.block(obj, first)
+            start = offset - first * bs
+            return block[start : start + (end - offset)]
+        parts = []
+        for index in range(first, last + 1):
+            block = await self.block(obj, index)
+            lo = max(offset - index * bs, 0)
+            hi = min(end - index * bs, len(block))
+            parts.append(block[lo:hi])
+        return b"".join(parts)
+
+    def forget_object(self, file_id: str) -> None:
+        """Drop decoded state of a version (its cached bytes stay valid)."""
+        self._decryptors.pop(file_id, None)
+
+    # -- blocks --------------------------------------------------------------------------
+
+    def _block_span(self, obj: ObjectRef, index: int) -> tuple[int, int]:
+        bs = self.block_size
+        return self.codec.stored_range(
+            index * bs, min((index + 1) * bs, obj.plain_size), obj.plain_size
+        )
+
+    async def block(self, obj: ObjectRef, index: int) -> bytes:
+        """The plaintext of one block."""
+        key = (obj.file_id, index)
+        data = self._memory.get(key)
+        if data is not None:
+            return data
+        fetch = self._inflight.get(key)
+        if fetch is None:
+            stored = self._cached(obj, index)
+            if stored is not None:
+                return await self._decode(obj, index, stored)
+            fetch = self._start(obj, index, index + 1)
+        await fetch.done.wait()
+        data = fetch.blocks.get(index)
+        if data is None:
+            raise _as_fs_error(fetch.error or FsError("download ended without the block"), obj)
+        return data
+
+    def _cached(self, obj: ObjectRef, index: int) -> bytes | None:
+        s, e = self._block_span(obj, index)
+        return self.cache.get(obj.file_id, index, expected_size=e - s)
+
+    def _start(self, obj: ObjectRef, first: int, stop: int) -> _Fetch:
+        """Start one download for blocks [first, stop) and register it for each block."""
+        fetch = _Fetch()
+        for i in range(first, stop):
+            self._inflight[(obj.file_id, i)] = fetch
+        if self._nursery is None:
+            raise RuntimeError("Reader.attach() was not called")
+        self._nursery.start_soon(self._run_fetch, obj, first, stop, fetch)
+        return fetch
+
+    async def _run_fetch(self, obj: ObjectRef, first: int, stop: int, fetch: _Fetch) -> None:
+        try:
+            async with self._limiter:
+                spans = [self._block_span(obj, i) for i in range(first, stop)]
+                start, end = spans[0][0], spans[-1][1]
+                data = await self.client.download_range(obj.file_id, start, end - 1)
+                if len(data) != end - start:
+                    raise FsError(
+                        f"{obj.name}: download returned {len(data)} bytes for a range of {end - start}"
+                    )
+                self.downloads += 1
+                self.downloaded_bytes += len(data)
+            for i, (s, e) in zip(range(first, stop), spans, strict=True):
+                stored = data[s - start : e - start]
+                self.cache.put(obj.file_id, i, stored)
+                try:
+                    fetch.blocks[i] = await self._decode(obj, i, stored)
+                except FsError as err:
+                    if i == first:
+                        raise
+                    log.debug("read-ahead block %d of %s failed to decode: %s", i, obj.name, err)
+        except BaseException as e:  # noqa: BLE001 - handed to every waiter
+            fetch.error = e
+            if not isinstance(e, Exception):
+                raise
+        finally:
+            for i in range(first, stop):
+                if self._inflight.get((obj.file_id, i)) is fetch:
+                    del self._inflight[(obj.file_id, i)]
+            fetch.done.set()
+
+    async def _decode(self, obj: ObjectRef, index: int, stored: bytes) -> bytes:
+        if not self.codec.encrypted:
+            plain = stored
+        else:
+            decryptor = await self._decryptor(obj)
+            try:
+                plain = decryptor.decode(index * self.block_size, stored, obj.plain_size)
+            except Exception as e:
+                self.cache._forget(self.cache._key(obj.file_id, index), unlink=True)
+                log.error("%s: block %d failed to decrypt (%s: %s): tampered or corrupt object",
+                          obj.name, index, type(e).__name__, e)  # fmt: skip
+                raise FsError(f"{obj.name}: block {index} failed to decrypt") from e
+        self._memory[(obj.file_id, index)] = plain
+        return plain
+
+    async def _decryptor(self, obj: ObjectRef) -> Any:
+        dec = self._decryptors.get(obj.file_id)
+        if dec is not None:
+            self._decryptors.move_to_end(obj.file_id)
+            return dec
+        header = self.codec.header_from_file_info(obj.file_info)
+        if header is None:
+            size = self.codec.header_size()
+            async with self._limiter:
+                header = await self.client.download_range(obj.file_id, 0, size - 1)
+        try:
+            dec = self.codec.decryptor(header)
+        except Exception as e:
+            log.error("%s: header refused (%s: %s)", obj.name, type(e).__name__, e)
+            raise FsError(f"{obj.name}: bad encryption header") from e
+        self._decryptors[obj.file_id] = dec
+        if len(self._decryptors) > 1024:
+            self._decryptors.popitem(last=False)
+        return dec
+
+    # -- read-ahead ----------------------------------------------------------------------
+
+    def _plan_readahead(self, stream: ReadStream, first: int, last: int) -> None:
+        """Grow or reset the stream's window and start downloads for what it covers."""
+        obj = stream.obj
+        bs = self.block_size
+        sequential = stream.last_block - 1 <= first <= stream.last_block + 1
+        new_block = last != stream.last_block
+        stream.last_block = last
+        if not sequential:
+            stream.window = 0
+            stream.ahead_until = 0
+            self._ensure(obj, first, last + 1, demand=True)
+            return
+        if not new_block and stream.ahead_until > last:
+            return
+        stream.window = min(max(stream.window * 2, 2 * bs), self.max_readahead)
+        stop = min(last + 1 + stream.window // bs, (obj.plain_size + bs - 1) // bs)
+        begin = max(first, stream.ahead_until)
+        self._ensure(obj, begin, stop, demand=False)
+        stream.ahead_until = max(stream.ahead_until, stop)
+
+    def _ensure(self, obj: ObjectRef, first: int, stop: int, demand: bool) -> None:
+        """Start downloads for the blocks in [first, stop) that are nowhere yet, in runs."""
+        i = first
+        while i < stop:
+            if self._have(obj, i):
+                i += 1
+                continue
+            j = i + 1
+            while j < stop and j - i < self.request_blocks and not self._have(obj, j):
+                j += 1
+            self._start(obj, i, j)
+            i = j
+
+    def _have(self, obj: ObjectRef, index: int) -> bool:
+        key = (obj.file_id, index)
+        return key in self._memory or key in self._inflight or key in self.cache
+
+    def stats(self) -> dict[str, int]:
+        return {"downloads": self.downloads, "downloaded_bytes": self.downloaded_bytes,
+                "inflight_blocks": len(self._inflight)}  # fmt: skip
+
+
+def _as_fs_error(error: BaseException, obj: ObjectRef) -> FsError:
+    if isinstance(error, FsError):
+        return error
+    code = getattr(error, "code", None)
+    if code in ("not_found", "file_not_present", "no_such_file"):
+        return Stale(f"{obj.name}: this version is gone from B2 ({code})")
+    err = FsError(f"{obj.name}: download failed: {type(error).__name__}: {error}")
+    err.__cause__ = error
+    return err

@@ -1,0 +1,167 @@
+"""The POSIX view of a bucket: what each file-system call means in terms of B2.
+
+``FileSystem`` owns the inode table, the open handles and the namespace, and
+answers the kernel's questions (lookup, attributes, directory contents, file
+contents) from the listings, the reader and the local overlay.  The pyfuse3
+layer (``b2fs.fs.operations``) only converts arguments and results.  Writes
+and namespace changes live in ``b2fs.vfs.changes`` on top of this class.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from b2fs.mount.options import MountOptions
+from b2fs.reader import ObjectRef, Reader, ReadStream
+from b2fs.vfs.entries import Entry
+from b2fs.vfs.errors import BadHandle, InvalidArgument, IsADirectory, NotADirectory, NotFound
+from b2fs.vfs.inodes import InodeTable, Kind, Node
+from b2fs.vfs.namespace import Namespace
+from b2fs.vfs.paths import join
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DirHandle:
+    node: Node
+    entries: list[tuple[str, Entry]] | None = None  # snapshot taken at the first readdir
+
+
+@dataclass
+class FileHandle:
+    node: Node
+    flags: int
+    stream: ReadStream | None = None  # reading a remote version
+    local: Any = None  # a pending local version (b2fs.writeback)
+    writable: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class FileSystem:
+    def __init__(self, namespace: Namespace, reader: Reader, opts: MountOptions) -> None:
+        self.ns = namespace
+        self.reader = reader
+        self.opts = opts
+        self.inodes = InodeTable()
+        self.mounted_at_ns = time.time_ns()
+        self._fh = itertools.count(1)
+        self.files: dict[int, FileHandle] = {}
+        self.dirs: dict[int, DirHandle] = {}
+
+    # -- lookups -------------------------------------------------------------------------
+
+    async def lookup(self, parent: Node, name: str) -> tuple[Node, Entry] | None:
+        if parent.kind is not Kind.DIR:
+            raise NotADirectory(f"{parent.path!r} is not a directory")
+        if name == ".":
+            return parent, await self.entry(parent)
+        if name == "..":
+            up = self.inodes.by_path(parent.path.rpartition("/")[0]) or self.inodes.root
+            return up, await self.entry(up)
+        path = join(parent.path, name)
+        entry = await self.ns.lookup(path)
+        if entry is None:
+            return None
+        node = self.inodes.node(path, entry.kind)
+        return node, entry
+
+    async def entry(self, node: Node) -> Entry:
+        """The current entry of a node the kernel holds."""
+        entry = await self.ns.lookup(node.path)
+        if entry is None:
+            raise NotFound(f"{node.path!r} is gone")
+        return entry
+
+    # -- directories ---------------------------------------------------------------------
+
+    def opendir(self, node: Node) -> int:
+        if node.kind is not Kind.DIR:
+            raise NotADirectory(f"{node.path!r} is not a directory")
+        fh = next(self._fh)
+        self.dirs[fh] = DirHandle(node)
+        node.opens += 1
+        return fh
+
+    async def dir_entries(self, fh: int, start: int) -> list[tuple[int, Node, Entry]]:
+        """Entries from offset ``start`` on, as (next offset, node, entry).
+
+        Offsets index a snapshot taken when the handle is first read (or rewound to 0),
+        so they stay stable while the directory changes underneath.
+        """
+        handle = self.dirs.get(fh)
+        if handle is None:
+            raise BadHandle(f"directory handle {fh} is not open")
+        if handle.entries is None or start == 0:
+            handle.entries = await self.ns.children(handle.node.path)
+        out = []
+        for i in range(start, len(handle.entries)):
+            name, entry = handle.entries[i]
+            node = self.inodes.node(join(handle.node.path, name), entry.kind)
+            out.append((i + 1, node, entry))
+        return out
+
+    def releasedir(self, fh: int) -> None:
+        handle = self.dirs.pop(fh, None)
+        if handle is not None:
+            self.inodes.release(handle.node)
+
+    # -- files ---------------------------------------------------------------------------
+
+    async def open_read(self, node: Node, flags: int) -> tuple[int, bool]:
+        """Open for reading; returns (fh, keep the kernel's page cache)."""
+        if node.kind is Kind.DIR:
+            raise IsADirectory(f"{node.path!r} is a directory")
+        entry = await self.entry(node)
+        handle = FileHandle(node, flags)
+        keep = False
+        if entry.local is not None:
+            handle.local = entry.local
+        elif entry.remote is not None:
+            handle.stream = ReadStream(self._object(node.path, entry))
+            keep = node.page_cache_id == entry.remote.file_id
+            node.page_cache_id = entry.remote.file_id
+        fh = next(self._fh)
+        self.files[fh] = handle
+        node.opens += 1
+        return fh, keep
+
+    def _object(self, path: str, entry: Entry) -> ObjectRef:
+        assert entry.remote is not None
+        r = entry.remote
+        return ObjectRef(r.file_id, entry.size, r.stored_size, r.file_info, name=path)
+
+    def handle(self, fh: int) -> FileHandle:
+        handle = self.files.get(fh)
+        if handle is None:
+            raise BadHandle(f"file handle {fh} is not open")
+        return handle
+
+    async def read(self, fh: int, offset: int, size: int) -> bytes:
+        handle = self.handle(fh)
+        if handle.local is not None:
+            return await handle.local.read(offset, size)
+        if handle.stream is None:
+            return b""
+        return await self.reader.read(handle.stream, offset, size)
+
+    def release(self, fh: int) -> FileHandle | None:
+        handle = self.files.pop(fh, None)
+        if handle is not None:
+            self.inodes.release(handle.node)
+        return handle
+
+    async def readlink(self, node: Node) -> str:
+        entry = await self.entry(node)
+        if entry.kind is not Kind.SYMLINK:
+            raise InvalidArgument(f"{node.path!r} is not a symbolic link")
+        if entry.local is not None:
+            data = await entry.local.read(0, entry.size)
+        else:
+            data = await self.reader.read(ReadStream(self._object(node.path, entry)), 0, entry.size)
+        return os.fsdecode(data)

@@ -1,0 +1,223 @@
+"""Directory listings from B2, cached for ``dir_cache_time``.
+
+One listing of a directory is the paged result of ``b2_list_file_names``
+with the directory's stored prefix and ``delimiter="/"``: ``folder`` entries
+become subdirectories, ``.bzEmpty`` markers say the directory exists but are
+not shown, and every other name is a file or symlink.  Names a POSIX view
+cannot show (empty, ``.``/``..``, over 255 bytes, or not decodable by the
+mount's name codec) are skipped with one warning each per mount; a file that
+shares its name with a directory is shadowed by the directory, with a warning.
+
+Listings are keyed by stored prefix, fetched once however many lookups wait
+on them (single flight), and answer every lookup inside the directory until
+they expire, so 1,000 stats of missing names cost one listing.  The vfs
+patches a cached listing after its own changes instead of dropping it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from b2fs.vfs.entries import Entry, Remote, attrs_from_info, kind_of, mtime_ns_of
+from b2fs.vfs.inodes import Kind
+from b2fs.vfs.paths import DIR_MARKER, showable_segment
+
+log = logging.getLogger(__name__)
+
+PAGE = 1000  # B2 bills a listing call per 1,000 names asked for, so larger pages save nothing
+
+
+@dataclass(slots=True)
+class Listing:
+    entries: dict[str, Entry]
+    fetched_at: float
+    has_marker: bool = False
+    _names: list[str] | None = field(default=None, repr=False)
+
+    @property
+    def names(self) -> list[str]:
+        """Names in a stable order (sorted), for readdir offsets."""
+        if self._names is None:
+            self._names = sorted(self.entries)
+        return self._names
+
+    def put(self, entry: Entry) -> None:
+        if entry.name not in self.entries:
+            self._names = None
+        self.entries[entry.name] = entry
+
+    def remove(self, name: str) -> None:
+        if self.entries.pop(name, None) is not None:
+            self._names = None
+
+
+class Listings:
+    """The listing cache of one mount."""
+
+    def __init__(self, client: Any, bucket_id: str, *, names: Any, content: Any, ttl: float,
+                 hidden: frozenset[str] = frozenset()) -> None:  # fmt: skip
+        self.client = client
+        self.bucket_id = bucket_id
+        self.names = names
+        self.content = content
+        self.ttl = ttl
+        self.hidden = hidden  # stored names (full keys) never shown, e.g. the vault object
+        self._cache: dict[str, Listing] = {}
+        self._pending: dict[str, trio.Event] = {}
+        self._warned: set[str] = set()
+        self.fetches = 0
+
+    def cached(self, prefix: str) -> Listing | None:
+        listing = self._cache.get(prefix)
+        if listing is not None and time.monotonic() - listing.fetched_at < self.ttl:
+            return listing
+        return None
+
+    async def get(self, prefix: str) -> Listing:
+        """The listing of the directory whose stored prefix is ``prefix``."""
+        while True:
+            listing = self.cached(prefix)
+            if listing is not None:
+                return listing
+            pending = self._pending.get(prefix)
+            if pending is None:
+                break
+            await pending.wait()
+        event = self._pending[prefix] = trio.Event()
+        try:
+            listing = await self._fetch(prefix)
+            self._cache[prefix] = listing
+            self._trim()
+            return listing
+        finally:
+            del self._pending[prefix]
+            event.set()
+
+    def invalidate(self, prefix: str | None = None) -> None:
+        if prefix is None:
+            self._cache.clear()
+        else:
+            self._cache.pop(prefix, None)
+
+    def invalidate_below(self, prefix: str) -> None:
+        for key in [k for k in self._cache if k.startswith(prefix)]:
+            del self._cache[key]
+
+    def _trim(self) -> None:
+        """Drop expired listings so memory follows what is in use."""
+        if len(self._cache) < 256:
+            return
+        now = time.monotonic()
+        for key in [k for k, v in self._cache.items() if now - v.fetched_at >= self.ttl]:
+            del self._cache[key]
+
+    async def _fetch(self, prefix: str) -> Listing:
+        self.fetches += 1
+        fetched_at = time.monotonic()
+        entries: dict[str, Entry] = {}
+        has_marker = False
+        start: str | None = None
+        while True:
+            files, start = await self.client.list_file_names_page(
+                self.bucket_id,
+                prefix=prefix,
+                delimiter="/",
+                start_file_name=start,
+                max_file_count=PAGE,
+            )
+            for f in files:
+                rel = f.file_name[len(prefix) :]
+                if f.action == "folder":
+                    entry = await self._folder_entry(prefix, rel[:-1], f)
+                elif rel == DIR_MARKER:
+                    has_marker = True
+                    continue
+                elif f.file_name in self.hidden:
+                    continue
+                else:
+                    entry = self._file_entry(prefix, rel, f)
+                if entry is None:
+                    continue
+                old = entries.get(entry.name)
+                if old is not None:
+                    if old.kind is Kind.DIR and entry.kind is not Kind.DIR:
+                        self._warn(f.file_name, "a directory of the same name shadows this file")
+                        continue
+                    if entry.kind is Kind.DIR and old.kind is not Kind.DIR:
+                        self._warn(old.stored, "a directory of the same name shadows this file")
+                entries[entry.name] = entry
+            if not start:
+                break
+        return Listing(entries, fetched_at, has_marker)
+
+    def _decode(
+        self, parent: str, segment: str, stored: str, long_info: dict[str, str] | None
+    ) -> str | None:
+        if not showable_segment(segment):
+            self._warn(stored, "the name has an empty, '.' or '..' segment, or one over 255 bytes")
+            return None
+        try:
+            name = self.names.decode(parent, segment, long_info)
+        except Exception as e:  # the codec's UndecodableName & co: not ours to show
+            self._warn(stored, f"its name cannot be decoded ({type(e).__name__})")
+            return None
+        if not showable_segment(name) or "/" in name:
+            self._warn(stored, "its decoded name cannot be shown")
+            return None
+        return name
+
+    async def _folder_entry(self, prefix: str, segment: str, f: Any) -> Entry | None:
+        stored = f.file_name
+        long_info = None
+        if self.names.encrypted and self.names.is_long_stub(segment):
+            long_info = await self._dir_long_info(stored)
+        name = self._decode(prefix, segment, stored, long_info)
+        if name is None:
+            return None
+        return Entry(name, Kind.DIR, stored)
+
+    def _file_entry(self, prefix: str, segment: str, f: Any) -> Entry | None:
+        info = dict(f.file_info or {})
+        name = self._decode(prefix, segment, f.file_name, info)
+        if name is None:
+            return None
+        try:
+            size = self.content.plain_size(f.size)
+        except Exception as e:
+            self._warn(
+                f.file_name, f"its size fits no object this mount wrote ({type(e).__name__})"
+            )
+            return None
+        mode, uid, gid = attrs_from_info(info)
+        kept = {k: v for k, v in info.items() if k.startswith("b2fs-")}
+        return Entry(
+            name,
+            kind_of(info),
+            f.file_name,
+            size=size,
+            mtime_ns=mtime_ns_of(info, f.upload_timestamp),
+            mode=mode,
+            uid=uid,
+            gid=gid,
+            remote=Remote(f.file_id, f.size, kept),
+        )
+
+    async def _dir_long_info(self, stored_dir: str) -> dict[str, str] | None:
+        """A long encrypted directory name is kept in its marker's file info."""
+        files, _ = await self.client.list_file_names_page(
+            self.bucket_id, prefix=stored_dir + DIR_MARKER, max_file_count=1
+        )
+        for f in files:
+            if f.file_name == stored_dir + DIR_MARKER:
+                return dict(f.file_info or {})
+        return None
+
+    def _warn(self, stored: str, why: str) -> None:
+        if stored not in self._warned:
+            self._warned.add(stored)
+            log.warning("skipping B2 name %r: %s", stored, why)
