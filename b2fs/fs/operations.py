@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import stat
 from collections.abc import Sequence
 from typing import Any
 
@@ -120,6 +121,109 @@ class Operations(pyfuse3.Operations):
     async def fsync(self, fh: int, datasync: bool) -> None:
         if self.changes is not None:
             await self.changes.fsync(fh)
+
+    # -- changes (only on a writable mount) ---------------------------------------------
+
+    def _changes(self) -> Any:
+        if self.changes is None:
+            raise FsError("the mount is read-only", errno=errno.EROFS)
+        return self.changes
+
+    def _entry_reply(self, node: Any, entry: Any) -> pyfuse3.EntryAttributes:
+        node.lookups += 1
+        return self.attrs(node, entry)
+
+    @fuse_errors
+    async def create(
+        self, parent_inode: int, name: bytes, mode: int, flags: int, ctx: Any = None
+    ) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
+        parent = self.fs.inodes.get(parent_inode)
+        fh, node, entry = await self._changes().create(parent, decode_name(name), mode, flags, ctx)
+        return pyfuse3.FileInfo(fh=fh, keep_cache=False), self._entry_reply(node, entry)
+
+    @fuse_errors
+    async def write(self, fh: int, off: int, buf: bytes) -> int:
+        return await self._changes().write(fh, off, buf)
+
+    @fuse_errors
+    async def setattr(
+        self,
+        inode: int,
+        attr: pyfuse3.EntryAttributes,
+        fields: Any,
+        fh: int | None,
+        ctx: Any = None,
+    ) -> pyfuse3.EntryAttributes:
+        node = self.fs.inodes.get(inode)
+        if not (
+            fields.update_size
+            or fields.update_mtime
+            or fields.update_mode
+            or fields.update_uid
+            or fields.update_gid
+        ):
+            return self.attrs(node, await self.fs.entry(node))  # atime/ctime only: nothing stored
+        entry = await self._changes().setattr(node, attr, fields, fh, ctx)
+        return self.attrs(node, entry)
+
+    @fuse_errors
+    async def mkdir(
+        self, parent_inode: int, name: bytes, mode: int, ctx: Any = None
+    ) -> pyfuse3.EntryAttributes:
+        parent = self.fs.inodes.get(parent_inode)
+        node, entry = await self._changes().mkdir(parent, decode_name(name), mode, ctx)
+        return self._entry_reply(node, entry)
+
+    @fuse_errors
+    async def rmdir(self, parent_inode: int, name: bytes, ctx: Any = None) -> None:
+        await self._changes().rmdir(self.fs.inodes.get(parent_inode), decode_name(name))
+
+    @fuse_errors
+    async def unlink(self, parent_inode: int, name: bytes, ctx: Any = None) -> None:
+        await self._changes().unlink(self.fs.inodes.get(parent_inode), decode_name(name))
+
+    @fuse_errors
+    async def rename(
+        self,
+        parent_inode_old: int,
+        name_old: bytes,
+        parent_inode_new: int,
+        name_new: bytes,
+        flags: int,
+        ctx: Any = None,
+    ) -> None:
+        old = self.fs.inodes.get(parent_inode_old)
+        new = self.fs.inodes.get(parent_inode_new)
+        await self._changes().rename(old, decode_name(name_old), new, decode_name(name_new), flags)
+
+    @fuse_errors
+    async def symlink(
+        self, parent_inode: int, name: bytes, target: bytes, ctx: Any = None
+    ) -> pyfuse3.EntryAttributes:
+        parent = self.fs.inodes.get(parent_inode)
+        node, entry = await self._changes().symlink(
+            parent, decode_name(name), os.fsdecode(target), ctx
+        )
+        return self._entry_reply(node, entry)
+
+    @fuse_errors
+    async def link(
+        self, inode: int, new_parent_inode: int, new_name: bytes, ctx: Any = None
+    ) -> pyfuse3.EntryAttributes:
+        raise FsError("B2 has no hard links", errno=errno.EPERM)
+
+    @fuse_errors
+    async def mknod(
+        self, parent_inode: int, name: bytes, mode: int, rdev: int, ctx: Any = None
+    ) -> pyfuse3.EntryAttributes:
+        if not stat.S_ISREG(mode):
+            raise FsError("B2 stores only files, directories and symbolic links", errno=errno.EPERM)
+        parent = self.fs.inodes.get(parent_inode)
+        fh, node, entry = await self._changes().create(
+            parent, decode_name(name), mode, os.O_WRONLY | os.O_EXCL, ctx
+        )
+        await self._changes().release(fh)
+        return self._entry_reply(node, entry)
 
     # -- extended attributes: only the status of the mount, on its root ------------------
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,9 +22,14 @@ from b2fs.fs.operations import Operations
 from b2fs.mount.options import MountOptions
 from b2fs.mount.source import Source
 from b2fs.reader import Reader
+from b2fs.vfs.changes import Changes
 from b2fs.vfs.filesystem import FileSystem
 from b2fs.vfs.listing import Listings
 from b2fs.vfs.namespace import Namespace
+from b2fs.vfs.remote import RemoteNames
+from b2fs.writeback.journal import Journal
+from b2fs.writeback.manager import WriteBack
+from b2fs.writeback.upload import Uploader
 
 log = logging.getLogger("b2fs.mount")
 
@@ -66,7 +72,7 @@ async def assemble(
 ) -> Mount:
     from b2fs.codec import plain_codecs
 
-    content, names, _staging = plain_codecs()
+    content, names, staging = plain_codecs()
     cache = BlockCache(cache_dir, opts.cache_size, opts.block_size)
     cache.open()
     reader = Reader(
@@ -80,10 +86,49 @@ async def assemble(
         concurrency=opts.download_concurrency,
     )
     listings = Listings(
-        client, bucket.bucket_id, names=names, content=content, ttl=opts.dir_cache_time
+        client,
+        bucket.bucket_id,
+        root=source.prefix,
+        names=names,
+        content=content,
+        ttl=opts.dir_cache_time,
     )
     namespace = Namespace(listings, names, source.prefix)
     fs = FileSystem(namespace, reader, opts)
     mount = Mount(Operations(fs), fs, reader, cache, listings)
     mount.operations.status = mount.status
+    if not opts.read_only:
+        account = client.account
+        journal = Journal(os.path.join(cache_dir, "journal.sqlite"))
+        staging_dir = os.path.join(cache_dir, "staging")
+        os.makedirs(staging_dir, mode=0o700, exist_ok=True)
+        uploader = Uploader(
+            client,
+            bucket.bucket_id,
+            content,
+            threshold=opts.large_file_threshold or account.recommended_part_size,
+            part_size=opts.part_size or account.recommended_part_size,
+            min_part=account.absolute_minimum_part_size,
+            concurrency=opts.upload_concurrency,
+            keep_attrs=opts.keep_attrs,
+            journal_id=journal.id,
+        )
+        wb = WriteBack(
+            journal=journal,
+            staging_dir=staging_dir,
+            staging_codec=staging,
+            reader=reader,
+            uploader=uploader,
+            block_size=opts.block_size,
+            delay=opts.writeback_delay,
+            concurrency=opts.upload_concurrency,
+            on_uploaded=None,
+        )
+        namespace.overlay = wb
+        changes = Changes(
+            fs, wb, RemoteNames(client, bucket.bucket_id, hard_delete=opts.hard_delete), opts
+        )
+        await changes.replay()
+        mount.operations.changes = changes
+        mount.writeback = wb
     return mount

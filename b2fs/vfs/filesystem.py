@@ -144,8 +144,13 @@ class FileSystem:
 
     async def read(self, fh: int, offset: int, size: int) -> bytes:
         handle = self.handle(fh)
-        if handle.local is not None:
-            return await handle.local.read(offset, size)
+        local = handle.local
+        if local is None and handle.stream is not None:
+            # Written through another handle since this one opened: read your own writes.
+            pending = self.ns.overlay.entry(handle.node.path)
+            local = pending.local if pending is not None else None
+        if local is not None:
+            return await local.read(offset, size)
         if handle.stream is None:
             return b""
         return await self.reader.read(handle.stream, offset, size)

@@ -103,6 +103,7 @@ class InodeTable:
             node.path = new + path[len(old) :]
             self._by_path[node.path] = node
 
+
 def _hash_ino(path: str) -> int:
     digest = hashlib.blake2b(path.encode("utf-8", "surrogateescape"), digest_size=8).digest()
     return int.from_bytes(digest, "little") & 0x7FFF_FFFF_FFFF_FFFF

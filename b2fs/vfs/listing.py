@@ -59,9 +59,10 @@ class Listing:
 class Listings:
     """The listing cache of one mount."""
 
-    def __init__(self, client: Any, bucket_id: str, *, names: Any, content: Any, ttl: float,
-                 hidden: frozenset[str] = frozenset()) -> None:  # fmt: skip
+    def __init__(self, client: Any, bucket_id: str, *, root: str, names: Any, content: Any,
+                 ttl: float, hidden: frozenset[str] = frozenset()) -> None:  # fmt: skip
         self.client = client
+        self.root = root  # the mount's stored prefix: names are bound to paths below it
         self.bucket_id = bucket_id
         self.names = names
         self.content = content
@@ -97,6 +98,10 @@ class Listings:
         finally:
             del self._pending[prefix]
             event.set()
+
+    def seed(self, prefix: str, listing: Listing) -> None:
+        """A listing known without asking B2 (a directory this mount just made)."""
+        self._cache[prefix] = listing
 
     def invalidate(self, prefix: str | None = None) -> None:
         if prefix is None:
@@ -162,7 +167,7 @@ class Listings:
             self._warn(stored, "the name has an empty, '.' or '..' segment, or one over 255 bytes")
             return None
         try:
-            name = self.names.decode(parent, segment, long_info)
+            name = self.names.decode(parent[len(self.root) :].rstrip("/"), segment, long_info)
         except Exception as e:  # the codec's UndecodableName & co: not ours to show
             self._warn(stored, f"its name cannot be decoded ({type(e).__name__})")
             return None
@@ -194,7 +199,7 @@ class Listings:
             )
             return None
         mode, uid, gid = attrs_from_info(info)
-        kept = {k: v for k, v in info.items() if k.startswith("b2fs-")}
+
         return Entry(
             name,
             kind_of(info),
@@ -204,7 +209,7 @@ class Listings:
             mode=mode,
             uid=uid,
             gid=gid,
-            remote=Remote(f.file_id, f.size, kept),
+            remote=Remote(f.file_id, f.size, info),
         )
 
     async def _dir_long_info(self, stored_dir: str) -> dict[str, str] | None:

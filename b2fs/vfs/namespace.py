@@ -19,6 +19,10 @@ from b2fs.vfs.listing import Listing, Listings
 from b2fs.vfs.paths import split
 
 
+def relative(root_stored: str, stored_prefix: str) -> str:
+    return stored_prefix[len(root_stored) :].rstrip("/")
+
+
 class Overlay(Protocol):
     """Local state that shadows the remote listings (pending uploads)."""
 
@@ -54,9 +58,8 @@ class Namespace:
         if hit is not None:
             return hit
         parent, name = split(path)
-        stored = (
-            self.stored_dir(parent) + self.names.encode(self.stored_dir(parent), name).segment + "/"
-        )
+        prefix = self.stored_dir(parent)
+        stored = prefix + self.names.encode(self.relative(prefix), name).segment + "/"
         self._stored[path] = stored
         if len(self._stored) > 65536:
             self._stored.popitem(last=False)
@@ -66,8 +69,12 @@ class Namespace:
         """(stored file name, long-name info to keep in file info or None)."""
         parent, name = split(path)
         prefix = self.stored_dir(parent)
-        encoded = self.names.encode(prefix, name)
+        encoded = self.names.encode(self.relative(prefix), name)
         return prefix + encoded.segment, encoded.long_info
+
+    def relative(self, stored_prefix: str) -> str:
+        """A directory's stored path below the mount root, as names are bound to it ("" at the root)."""
+        return relative(self.root_stored, stored_prefix)
 
     # -- lookups -------------------------------------------------------------------------
 

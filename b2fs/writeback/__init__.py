@@ -1,0 +1,1 @@
+"""Write-back: staging files, the durable journal, and background uploads of pending versions."""

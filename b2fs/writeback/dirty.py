@@ -1,0 +1,171 @@
+"""A file version being written or waiting for upload: its content, local and remote combined.
+
+A ``DirtyFile`` stages its content in a local staging file (plain, or
+encrypted by the staging codec so no plaintext touches the disk).  When it
+was opened on an existing remote version without ``O_TRUNC``, that version
+stays its *base*: a block nobody wrote is read from the base (through the
+reader and the block cache) and is only copied into staging when a partial
+write needs it, so editing a few bytes of a large file fetches one block, and
+the uploader can copy untouched ranges server-side instead of uploading them.
+
+A byte at offset ``o`` comes from staging when its block is ``filled`` or
+``o >= base_limit``, else from the base.  ``base_limit`` only shrinks
+(truncate); bytes between ``base_limit`` and ``size`` not written are zeros.
+Mutations hold ``lock`` and bump ``generation``; the uploader compares
+generations to know whether what it uploaded is still the latest content.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import trio
+
+from b2fs.reader import ObjectRef, Reader
+from b2fs.vfs.inodes import Kind
+from b2fs.writeback.journal import PendingRecord
+
+
+class DirtyFile:
+    def __init__(self, record: PendingRecord, staging: Any, fd: int, reader: Reader, block_size: int,
+                 row_id: int | None = None) -> None:  # fmt: skip
+        self.record = record
+        self.staging = staging
+        self.fd = fd
+        self.reader = reader
+        self.block_size = block_size
+        self.row_id = row_id  # journal row, once journaled
+        self.filled: set[int] = set(record.filled)
+        self.lock = trio.Lock()
+        self.generation = 0
+        self.journaled_generation = -1 if row_id is None else 0
+        self.writers = 0  # open handles that may write
+        self.due = 0.0  # trio.current_time() after which the upload may start
+        self.uploading: trio.CancelScope | None = None
+        self.uploaded = trio.Event()  # set (and replaced) each time a generation lands
+        self.uploaded_generation = -1
+        self.deleted = False
+
+    # -- what it is ----------------------------------------------------------------------
+
+    @property
+    def path(self) -> str:
+        return self.record.path
+
+    @property
+    def size(self) -> int:
+        return self.record.size
+
+    @property
+    def kind(self) -> Kind:
+        return Kind.SYMLINK if self.record.kind == "symlink" else Kind.FILE
+
+    def base(self) -> ObjectRef | None:
+        r = self.record
+        if r.base_file_id is None or r.base_limit <= 0:
+            return None
+        return ObjectRef(
+            r.base_file_id, r.base_plain_size, r.base_stored_size, r.base_info, name=r.path
+        )
+
+    def from_base(self, index: int) -> bool:
+        return index not in self.filled and index * self.block_size < self.record.base_limit
+
+    def touch(self) -> None:
+        self.generation += 1
+
+    # -- reads ---------------------------------------------------------------------------
+
+    async def read(self, offset: int, size: int) -> bytes:
+        end = min(offset + size, self.record.size)
+        if offset >= end:
+            return b""
+        bs = self.block_size
+        base = self.base()
+        parts = []
+        pos = offset
+        while pos < end:
+            index = pos // bs
+            stop = min((index + 1) * bs, end)
+            if base is not None and self.from_base(index):
+                limit = min(stop, self.record.base_limit)
+                block = await self.reader.block(base, index)
+                lo = pos - index * bs
+                piece = block[lo : lo + (limit - pos)]
+                parts.append(piece)
+                if stop > limit:
+                    parts.append(bytes(stop - limit))
+            else:
+                piece = self.staging.pread(pos, stop - pos)
+                parts.append(piece)
+                if len(piece) < stop - pos:
+                    parts.append(bytes(stop - pos - len(piece)))
+            pos = stop
+        return b"".join(parts)
+
+    # -- writes (caller holds ``lock``) --------------------------------------------------
+
+    async def fill(self, index: int) -> None:
+        """Copy block ``index`` of the base into staging (its valid part only)."""
+        base = self.base()
+        if base is None or not self.from_base(index):
+            self.filled.add(index)
+            return
+        bs = self.block_size
+        block = await self.reader.block(base, index)
+        valid = min(bs, self.record.base_limit - index * bs)
+        self.staging.pwrite(index * bs, block[:valid])
+        self.filled.add(index)
+
+    async def fill_range(self, start: int, end: int) -> None:
+        """Make staging authoritative for [start, end) (downloads what the base still holds)."""
+        bs = self.block_size
+        for index in range(start // bs, (end + bs - 1) // bs):
+            if self.from_base(index):
+                await self.fill(index)
+
+    async def write(self, offset: int, data: bytes) -> int:
+        if not data:
+            return 0
+        end = offset + len(data)
+        bs = self.block_size
+        for index in range(offset // bs, (end - 1) // bs + 1):
+            if self.from_base(index):
+                lo = index * bs
+                hi = min(lo + bs, self.record.base_limit)
+                if not (offset <= lo and end >= hi):
+                    await self.fill(index)
+            self.filled.add(index)
+        self.staging.pwrite(offset, data)
+        if end > self.record.size:
+            self.record.size = end
+        self.touch()
+        return len(data)
+
+    async def truncate(self, size: int) -> None:
+        r = self.record
+        if size < r.base_limit:
+            bs = self.block_size
+            index = size // bs
+            if size % bs and self.from_base(index):
+                await self.fill(index)
+            r.base_limit = size
+            self.filled = {i for i in self.filled if i * bs < size}
+        self.staging.truncate(size)
+        r.size = size
+        self.touch()
+
+    def sync_record(self) -> PendingRecord:
+        """The journal record, brought up to date with the in-memory state."""
+        self.record.filled = sorted(self.filled)
+        return self.record
+
+    def fsync_staging(self) -> None:
+        os.fsync(self.fd)
+
+    def close(self) -> None:
+        try:
+            os.close(self.fd)
+        except OSError:
+            pass

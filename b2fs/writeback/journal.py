@@ -1,0 +1,117 @@
+"""The write-back journal: every acknowledged change not yet in B2, durable in SQLite.
+
+One row per pending file version (``pending``): where it goes, its staging
+file, its size and attributes, the remote version it was derived from (whose
+unchanged blocks may still be copied server-side), and, while a large-file
+upload is under way, the large file's id and the parts done.  One row per
+multi-step namespace change (``ops``: a directory rename) until it is done.
+A row is written (and the staging file fsynced) before ``close``/``fsync``
+or the operation returns, with ``synchronous=FULL``, so a crash of the
+process or the machine loses nothing acknowledged.  At the next mount the
+rows are replayed: uploads resume, renames complete, staging files with no
+row are removed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS pending (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ops (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    args TEXT NOT NULL
+);
+"""
+
+
+@dataclass
+class PendingRecord:
+    """What must reach B2 for one pending file version (JSON in the ``pending`` table)."""
+
+    path: str  # plaintext mount path (for logs and the overlay after a restart)
+    stored: str  # B2 file name to upload to
+    staging: str  # staging file name, in the staging directory
+    size: int
+    mtime_ns: int
+    kind: str = "file"  # or "symlink"
+    mode: int | None = None
+    uid: int | None = None
+    gid: int | None = None
+    long_info: dict[str, str] | None = None
+    base_file_id: str | None = None  # remote version whose unfilled blocks are still valid
+    base_stored_size: int = 0
+    base_plain_size: int = 0
+    base_limit: int = 0  # bytes of the base still part of this file
+    base_info: dict[str, str] = field(default_factory=dict)
+    filled: list[int] = field(default_factory=list)  # blocks present in staging
+    hide_after: list[str] = field(default_factory=list)  # stored names to hide once uploaded
+    large: dict[str, Any] | None = None  # {"file_id":..., "parts": {n: sha1}, "plan": [...]}
+    attempts: int = 0
+    last_error: str | None = None
+
+
+class Journal:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        os.chmod(path, 0o600)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(SCHEMA)
+        row = self.db.execute("SELECT value FROM meta WHERE key='id'").fetchone()
+        if row is None:
+            self.id = uuid.uuid4().hex
+            self.db.execute("INSERT INTO meta VALUES ('id', ?)", (self.id,))
+        else:
+            self.id = row[0]
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- pending uploads -----------------------------------------------------------------
+
+    def put(self, row_id: int | None, record: PendingRecord) -> int:
+        data = json.dumps(asdict(record), separators=(",", ":"))
+        if row_id is None:
+            cur = self.db.execute(
+                "INSERT INTO pending (path, record) VALUES (?, ?)", (record.path, data)
+            )
+            return int(cur.lastrowid or 0)
+        self.db.execute(
+            "UPDATE pending SET path=?, record=? WHERE id=?", (record.path, data, row_id)
+        )
+        return row_id
+
+    def delete(self, row_id: int) -> None:
+        self.db.execute("DELETE FROM pending WHERE id=?", (row_id,))
+
+    def pending(self) -> list[tuple[int, PendingRecord]]:
+        rows = self.db.execute("SELECT id, record FROM pending ORDER BY id").fetchall()
+        return [(rid, PendingRecord(**json.loads(data))) for rid, data in rows]
+
+    # -- multi-step operations -----------------------------------------------------------
+
+    def add_op(self, kind: str, args: dict[str, Any]) -> int:
+        cur = self.db.execute(
+            "INSERT INTO ops (kind, args) VALUES (?, ?)", (kind, json.dumps(args))
+        )
+        return int(cur.lastrowid or 0)
+
+    def done_op(self, op_id: int) -> None:
+        self.db.execute("DELETE FROM ops WHERE id=?", (op_id,))
+
+    def ops(self) -> list[tuple[int, str, dict[str, Any]]]:
+        rows = self.db.execute("SELECT id, kind, args FROM ops ORDER BY id").fetchall()
+        return [(rid, kind, json.loads(args)) for rid, kind, args in rows]

@@ -1,0 +1,399 @@
+"""Write-back: pending versions shown in the mount at once, uploaded in the background.
+
+The manager keeps every ``DirtyFile`` of the mount by path (the overlay the
+namespace lays over the remote listings, including the directories they
+imply), journals them before ``close``/``fsync`` return, and uploads each
+one ``writeback_delay`` seconds after its last writer closed it (sooner
+for ``fsync``), a bounded number at a time.  A failed upload is retried with
+backoff, for ever, and stays in the journal and in ``b2fs status`` with its
+last error.  A mutation of a file whose upload is running cancels that upload
+first (superseding it), so the object that lands last is always the latest
+content.  At start the journal is replayed; at unmount the queue is drained
+for up to ``unmount_wait`` seconds, with progress in the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from typing import Any
+
+import trio
+
+from b2fs.reader import Reader
+from b2fs.vfs.entries import Entry, Remote, attrs_from_info, mtime_ns_of
+from b2fs.vfs.errors import FsError
+from b2fs.vfs.inodes import Kind
+from b2fs.vfs.paths import split
+from b2fs.writeback.dirty import DirtyFile
+from b2fs.writeback.journal import Journal, PendingRecord
+from b2fs.writeback.upload import Uploader
+
+log = logging.getLogger("b2fs.writeback")
+
+MAX_BACKOFF = 300.0
+
+
+class UploadFailed(FsError):
+    """fsync could not get the data into B2 (it stays queued and will be retried): EIO."""
+
+
+class WriteBack:
+    def __init__(self, *, journal: Journal, staging_dir: str, staging_codec: Any, reader: Reader,
+                 uploader: Uploader, block_size: int, delay: float, concurrency: int,
+                 on_uploaded: Any) -> None:  # fmt: skip
+        self.journal = journal
+        self.staging_dir = staging_dir
+        self.staging_codec = staging_codec
+        self.reader = reader
+        self.uploader = uploader
+        self.block_size = block_size
+        self.delay = delay
+        self.on_uploaded = on_uploaded  # callback(dirty, FileVersion): patch listings
+        self.files: dict[str, DirtyFile] = {}
+        self._by_parent: dict[str, dict[str, DirtyFile]] = {}
+        self._implied: Counter[str] = Counter()  # directories with dirty files below them
+        self._limiter = trio.CapacityLimiter(concurrency)
+        self._wake = trio.Event()
+        self._nursery: trio.Nursery | None = None
+        self._serial = 0
+        self.uploads_done = 0
+        self.uploads_failed = 0
+
+    # -- overlay (b2fs.vfs.namespace.Overlay) --------------------------------------------
+
+    def entry(self, path: str) -> Entry | None:
+        d = self.files.get(path)
+        if d is not None:
+            return self._entry(d)
+        if self._implied.get(path):
+            return Entry(split(path)[1], Kind.DIR, "")
+        return None
+
+    def children(self, dir_path: str) -> dict[str, Entry]:
+        out = {name: self._entry(d) for name, d in self._by_parent.get(dir_path, {}).items()}
+        prefix = dir_path + "/" if dir_path else ""
+        for path, count in self._implied.items():
+            if count and path.startswith(prefix) and "/" not in path[len(prefix) :] and path:
+                name = path[len(prefix) :]
+                out.setdefault(name, Entry(name, Kind.DIR, ""))
+        return out
+
+    def _entry(self, d: DirtyFile) -> Entry:
+        r = d.record
+        return Entry(split(r.path)[1], d.kind, r.stored, size=r.size, mtime_ns=r.mtime_ns, mode=r.mode,
+                     uid=r.uid, gid=r.gid, local=d)  # fmt: skip
+
+    def get(self, path: str) -> DirtyFile | None:
+        return self.files.get(path)
+
+    def _add(self, d: DirtyFile) -> None:
+        self.files[d.path] = d
+        parent, name = split(d.path)
+        self._by_parent.setdefault(parent, {})[name] = d
+        while parent:
+            self._implied[parent] += 1
+            parent = split(parent)[0]
+
+    def _remove(self, d: DirtyFile) -> None:
+        if self.files.get(d.path) is not d:
+            return
+        del self.files[d.path]
+        parent, name = split(d.path)
+        siblings = self._by_parent.get(parent)
+        if siblings is not None:
+            siblings.pop(name, None)
+            if not siblings:
+                del self._by_parent[parent]
+        while parent:
+            self._implied[parent] -= 1
+            if self._implied[parent] <= 0:
+                del self._implied[parent]
+            parent = split(parent)[0]
+
+    # -- creating and changing dirty files -----------------------------------------------
+
+    def new(self, path: str, stored: str, long_info: dict[str, str] | None, *, kind: str = "file",
+            base: Entry | None = None, mtime_ns: int, mode: int | None, uid: int | None,
+            gid: int | None) -> DirtyFile:  # fmt: skip
+        """A new pending version at ``path``: empty, or starting as ``base`` (a remote entry)."""
+        self._serial += 1
+        name = f"{os.getpid()}-{trio.current_time():.6f}-{self._serial}".replace(".", "_")
+        record = PendingRecord(path=path, stored=stored, staging=name, size=0, mtime_ns=mtime_ns, kind=kind,
+                               mode=mode, uid=uid, gid=gid, long_info=long_info)  # fmt: skip
+        if base is not None and base.remote is not None:
+            record.size = base.size
+            record.base_file_id = base.remote.file_id
+            record.base_stored_size = base.remote.stored_size
+            record.base_plain_size = base.size
+            record.base_limit = base.size
+            record.base_info = dict(base.remote.file_info)
+        fd = os.open(
+            os.path.join(self.staging_dir, name),
+            os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+            0o600,
+        )
+        staging = self.staging_codec.create(fd)
+        if record.size:
+            staging.truncate(record.size)
+        d = DirtyFile(record, staging, fd, self.reader, self.block_size)
+        old = self.files.get(path)
+        if old is not None:
+            self._remove(old)
+        self._add(d)
+        return d
+
+    async def supersede(self, d: DirtyFile) -> None:
+        """Stop a running upload of ``d`` before it changes (the next upload replaces it)."""
+        while d.uploading is not None:
+            scope = d.uploading
+            scope.cancel()
+            await trio.sleep(0)
+            while d.uploading is scope:
+                await trio.sleep(0.005)
+            await self.uploader.abandon(d)
+
+    def journal_now(self, d: DirtyFile) -> None:
+        """Make the current content durable: staging fsynced, journal row written."""
+        if d.journaled_generation == d.generation and d.row_id is not None:
+            return
+        d.fsync_staging()
+        d.row_id = self.journal.put(d.row_id, d.sync_record())
+        d.journaled_generation = d.generation
+
+    def schedule(self, d: DirtyFile, delay: float | None = None) -> None:
+        d.due = trio.current_time() + (self.delay if delay is None else delay)
+        self._wake.set()
+
+    def move(self, d: DirtyFile, path: str, stored: str, long_info: dict[str, str] | None) -> None:
+        """Re-point a pending version to a new name (a rename before upload costs no call)."""
+        self._remove(d)
+        d.record.path = path
+        d.record.stored = stored
+        d.record.long_info = long_info
+        d.touch()
+        self._add(d)
+        if d.row_id is not None:
+            self.journal_now(d)
+
+    async def discard(self, d: DirtyFile) -> None:
+        """Forget a pending version (unlinked, or replaced by a rename)."""
+        await self.supersede(d)
+        d.deleted = True
+        self._remove(d)
+        self._drop_local(d)
+
+    def _drop_local(self, d: DirtyFile) -> None:
+        if d.row_id is not None:
+            self.journal.delete(d.row_id)
+            d.row_id = None
+        d.close()
+        try:
+            os.unlink(os.path.join(self.staging_dir, d.record.staging))
+        except OSError:
+            pass
+
+    # -- uploading -----------------------------------------------------------------------
+
+    async def start(self, nursery: trio.Nursery) -> None:
+        self._nursery = nursery
+        self._recover()
+        await self._cancel_orphans()
+        nursery.start_soon(self._scheduler)
+
+    async def _cancel_orphans(self) -> None:
+        """Cancel unfinished large files this journal started and no longer needs."""
+        wanted = {d.record.large["file_id"] for d in self.files.values() if d.record.large}
+        client = self.uploader.client
+        orphans = []
+        async for f in client.list_unfinished_large_files(self.uploader.bucket_id):
+            if (f.file_info or {}).get(
+                "b2fs-journal"
+            ) == self.journal.id and f.file_id not in wanted:
+                orphans.append(f)
+        for f in orphans:
+            log.info(
+                "cancelling unfinished large file %s (%s) left by a crash", f.file_name, f.file_id
+            )
+            await self.uploader._cancel({"file_id": f.file_id})
+
+    async def _scheduler(self) -> None:
+        while True:
+            now = trio.current_time()
+            next_due = now + 3600
+            for d in list(self.files.values()):
+                if d.uploading is not None or d.uploaded_generation == d.generation:
+                    continue
+                if d.writers and not d.forced:
+                    continue
+                if d.due <= now:
+                    d.uploading = trio.CancelScope()
+                    assert self._nursery is not None
+                    self._nursery.start_soon(self._upload, d, d.uploading)
+                else:
+                    next_due = min(next_due, d.due)
+            self._wake = trio.Event()
+            with trio.move_on_at(next_due):
+                await self._wake.wait()
+
+    async def _upload(self, d: DirtyFile, scope: trio.CancelScope) -> None:
+        generation = d.generation
+        version = None
+        error: Exception | None = None
+        with scope:
+            async with self._limiter:
+                try:
+                    self.journal_now(d)
+                    version = await self.uploader.upload(
+                        d, save=lambda r: self.journal.put(d.row_id, r)
+                    )
+                except Exception as e:  # retried with backoff; the journal keeps it
+                    error = e
+        if d.uploading is scope:
+            d.uploading = None
+        if scope.cancelled_caught or d.deleted:
+            self._signal(d)
+            return
+        if error is not None:
+            d.record.attempts += 1
+            d.record.last_error = f"{type(error).__name__}: {error}"
+            self.uploads_failed += 1
+            backoff = min(MAX_BACKOFF, 2.0 ** min(d.record.attempts, 9))
+            if d.row_id is not None:
+                self.journal.put(d.row_id, d.sync_record())
+            log.warning("upload of %s failed (attempt %d, retrying in %.0fs): %s",
+                        d.path, d.record.attempts, backoff, d.record.last_error)  # fmt: skip
+            d.due = trio.current_time() + backoff
+            d.failure_count += 1
+            self._signal(d)
+            return
+        self.uploads_done += 1
+        d.record.attempts = 0
+        d.record.last_error = None
+        d.uploaded_generation = generation
+        d.forced = False
+        for name in d.record.hide_after:
+            await self._hide_quietly(name)
+        d.record.hide_after = []
+        self.on_uploaded(d, version)
+        if d.generation == generation and d.writers == 0:
+            self._remove(d)
+            self._drop_local(d)
+        elif d.row_id is not None:
+            self.journal.put(d.row_id, d.sync_record())
+        self._signal(d)
+
+    def _signal(self, d: DirtyFile) -> None:
+        d.outcome.set()
+        d.outcome = trio.Event()
+        self._wake.set()
+
+    async def _hide_quietly(self, stored: str) -> None:
+        try:
+            await self.uploader.client.hide_file(self.uploader.bucket_id, stored)
+        except Exception as e:
+            log.debug("hiding %r: %s", stored, e)
+
+    async def wait_uploaded(self, d: DirtyFile) -> None:
+        """fsync: upload now, return when B2 holds this generation; UploadFailed after a failed try."""
+        self.journal_now(d)
+        target = d.generation
+        failures = d.failure_count
+        while d.uploaded_generation < target and not d.deleted:
+            d.forced = True
+            outcome = d.outcome
+            self.schedule(d, 0)
+            await outcome.wait()
+            if d.failure_count > failures:
+                raise UploadFailed(
+                    f"{d.path}: upload failed ({d.record.last_error}); it stays queued"
+                )
+
+    # -- start and stop ------------------------------------------------------------------
+
+    def _recover(self) -> None:
+        """Replay the journal: pending versions come back into the overlay and the queue."""
+        known = set()
+        for row_id, record in self.journal.pending():
+            path = os.path.join(self.staging_dir, record.staging)
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+            except OSError as e:
+                log.error(
+                    "journal: the staging file of %s is gone (%s): this change is lost",
+                    record.path,
+                    e,
+                )
+                self.journal.delete(row_id)
+                continue
+            staging = self.staging_codec.open(fd)
+            d = DirtyFile(record, staging, fd, self.reader, self.block_size, row_id=row_id)
+            old = self.files.get(record.path)
+            if old is not None:  # two rows for one path: the later one wins
+                self._remove(old)
+                self._drop_local(old)
+            self._add(d)
+            d.due = 0
+            known.add(record.staging)
+            log.info("journal: %s (%d bytes) is pending upload", record.path, record.size)
+        for name in os.listdir(self.staging_dir):
+            if name not in known:
+                os.unlink(os.path.join(self.staging_dir, name))
+
+    async def drain(self, wait: float) -> None:
+        """Upload everything pending, for up to ``wait`` seconds; what is left stays journaled."""
+        for d in self.files.values():
+            d.writers = 0
+            d.forced = True
+            if d.row_id is None or d.journaled_generation != d.generation:
+                self.journal_now(d)
+            d.due = 0
+        self._wake.set()
+        deadline = trio.current_time() + wait
+        last_report = 0.0
+        while self.files and trio.current_time() < deadline:
+            now = trio.current_time()
+            if now - last_report >= 5:
+                last_report = now
+                size = sum(d.size for d in self.files.values())
+                log.warning(
+                    "unmount: waiting for %d pending upload(s), %d bytes", len(self.files), size
+                )
+            await trio.sleep(0.05)
+        if self.files:
+            log.warning("unmount: %d upload(s) not done; they stay in the journal for the next mount",
+                        len(self.files))  # fmt: skip
+            for d in list(self.files.values()):
+                await self.supersede(d)
+        for d in list(self.files.values()):
+            d.close()
+        self.journal.close()
+
+    def status(self) -> dict[str, Any]:
+        pending = []
+        for d in self.files.values():
+            pending.append({
+                "path": d.path,
+                "bytes": d.size,
+                "state": "uploading" if d.uploading else ("open" if d.writers else "waiting"),
+                "attempts": d.record.attempts,
+                "last_error": d.record.last_error,
+            })  # fmt: skip
+        return {
+            "pending": pending,
+            "pending_bytes": sum(d.size for d in self.files.values()),
+            "uploads_done": self.uploads_done,
+            "uploads_failed": self.uploads_failed,
+            "bytes_uploaded": self.uploader.bytes_uploaded,
+            "bytes_copied": self.uploader.bytes_copied,
+        }
+
+
+def remote_entry(name: str, version: Any, plain_size: int, kind: Kind) -> Entry:
+    """The listing entry for a version the mount just uploaded."""
+    info = dict(version.file_info or {})
+    mode, uid, gid = attrs_from_info(info)
+    kept = {k: v for k, v in info.items() if k.startswith("b2fs-")}
+    return Entry(name, kind, version.file_name, size=plain_size, mtime_ns=mtime_ns_of(info, version.upload_timestamp),
+                 mode=mode, uid=uid, gid=gid, remote=Remote(version.file_id, version.size, kept))  # fmt: skip
