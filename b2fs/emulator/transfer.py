@@ -39,6 +39,41 @@ class Body:
         self.path, self.size, self.sha1, self.claimed_sha1 = path, size, sha1, claimed_sha1
 
 
+class _Sink:
+    """Hashes and writes body bytes in a worker thread, one batch in flight at a time,
+    so that receiving the next batch overlaps hashing and writing the previous one."""
+
+    BATCH = 1 << 20
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.h = hashlib.sha1()
+        self.size = 0
+        self.buf = bytearray()
+        self.pending: asyncio.Future[None] | None = None
+
+    def _write(self, data: bytes | bytearray) -> None:
+        self.h.update(data)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view) :]
+
+    async def add(self, data: bytes, final: bool = False) -> None:
+        self.buf += data
+        self.size += len(data)
+        if len(self.buf) >= self.BATCH or (final and self.buf):
+            batch, self.buf = self.buf, bytearray()
+            await self.wait()
+            self.pending = asyncio.get_running_loop().run_in_executor(None, self._write, batch)
+        if final:
+            await self.wait()
+
+    async def wait(self) -> None:
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            await pending
+
+
 async def receive_body(receive: Receive, store: Store, sha1_at_end: bool) -> Body:
     """Stream the request body to a temp file, hashing as it goes.
 
@@ -46,33 +81,24 @@ async def receive_body(receive: Receive, store: Store, sha1_at_end: bool) -> Bod
     """
     path = store.tmp_path()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    h = hashlib.sha1()
-    size = 0
+    sink = _Sink(fd)
     tail = b""
     try:
         while True:
             msg = await receive()
             if msg["type"] == "http.disconnect":
                 raise Disconnected()
-            pieces = [msg.get("body", b"")]
+            chunk = msg.get("body", b"")
+            more = msg.get("more_body", False)
             if sha1_at_end:
-                chunk = pieces[0]
-                if len(chunk) >= 40:
-                    pieces, tail = [tail, chunk[:-40]], chunk[-40:]
-                else:
-                    data = tail + chunk
-                    pieces, tail = [data[:-40]], data[-40:]
-            for piece in pieces:
-                if not piece:
-                    continue
-                h.update(piece)
-                view = memoryview(piece)
-                while view:
-                    view = view[os.write(fd, view) :]
-                size += len(piece)
-            if not msg.get("more_body", False):
+                data = tail + chunk
+                chunk, tail = data[:-40], data[-40:]
+            await sink.add(chunk, final=not more)
+            if not more:
                 break
     except BaseException:
+        with contextlib.suppress(BaseException):
+            await sink.wait()
         os.close(fd)
         path.unlink(missing_ok=True)
         raise
@@ -83,7 +109,7 @@ async def receive_body(receive: Receive, store: Store, sha1_at_end: bool) -> Bod
             path.unlink(missing_ok=True)
             raise BadRequest("body too short for a trailing sha1")
         claimed = tail.decode("latin-1")
-    return Body(path, size, h.hexdigest(), claimed)
+    return Body(path, sink.size, sink.h.hexdigest(), claimed)
 
 
 async def discard_body(receive: Receive) -> int:
