@@ -455,7 +455,7 @@ class App:
             self.counters.reset()
             return await resp.json(200, self.counters.snapshot())
         if what == "faults" and req.method == "POST":
-            self.faults.set(body.get("rules", []) if isinstance(body, dict) else body)
+            self.faults.set(body)
             return await resp.json(200, {"rules": len(self.faults.rules)})
         if what == "faults" and req.method == "DELETE":
             self.faults.set([])
