@@ -26,7 +26,9 @@ def outcome(fn) -> str:  # type: ignore[no-untyped-def]
 
 
 def test_sequence(server: LocalServer, raw: Raw, bucket: str) -> None:
-    server.set_faults([{"call": "b2_list_file_names", "sequence": ["503", "ok", "500", "408", "expire_token"]}])
+    server.set_faults(
+        [{"call": "b2_list_file_names", "sequence": ["503", "ok", "500", "408", "expire_token"]}]
+    )
     got = [outcome(lambda: raw.names(bucket)) for _ in range(7)]
     assert got == ["503", "ok", "500", "408", "401", "ok", "ok"]
     c = server.counters()
@@ -38,12 +40,18 @@ def test_error_bodies_and_retry_after(server: LocalServer, raw: Raw, bucket: str
     server.set_faults([{"call": "*", "sequence": ["429", "expire_token"], "retry_after": 0}])
     r = raw.http.post(f"{raw.realm}/b2api/v4/b2_list_file_names", json={"bucketId": bucket},
                       headers={"Authorization": raw.token})  # fmt: skip
-    assert (r.status_code, r.json()["code"], r.headers["retry-after"]) == (429, "too_many_requests", "0")
+    assert (r.status_code, r.json()["code"], r.headers["retry-after"]) == (
+        429,
+        "too_many_requests",
+        "0",
+    )
     r = raw.http.post(f"{raw.realm}/b2api/v4/b2_list_file_names", json={"bucketId": bucket},
                       headers={"Authorization": raw.token})  # fmt: skip
     assert (r.status_code, r.json()["code"]) == (401, "expired_auth_token")
     server.set_faults([{"call": "b2_get_file_info", "kinds": ["429"], "probability": 1}])
-    r = raw.http.post(f"{raw.realm}/b2api/v4/b2_get_file_info", json={}, headers={"Authorization": raw.token})
+    r = raw.http.post(
+        f"{raw.realm}/b2api/v4/b2_get_file_info", json={}, headers={"Authorization": raw.token}
+    )
     assert r.headers["retry-after"] == "1"
 
 
@@ -103,7 +111,9 @@ def test_admin_needs_master_key(server: LocalServer) -> None:
 
 
 def test_fault_from_command_line(make_local_server) -> None:  # type: ignore[no-untyped-def]
-    srv = make_local_server(extra_args=["--fault", '{"call": "b2_list_buckets", "sequence": ["503"]}', "--seed", "7"])
+    srv = make_local_server(
+        extra_args=["--fault", '{"call": "b2_list_buckets", "sequence": ["503"]}', "--seed", "7"]
+    )
     raw = Raw(srv)
     assert outcome(lambda: raw.call("b2_list_buckets", accountId=raw.account_id)) == "503"
     assert outcome(lambda: raw.call("b2_list_buckets", accountId=raw.account_id)) == "ok"

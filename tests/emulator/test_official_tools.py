@@ -50,7 +50,9 @@ def test_b2sdk(small_server: LocalServer, interface: str) -> None:
     big = os.urandom(5 * PART + 123)
     fv = bucket.upload_bytes(small, "dir/small ü.txt", file_info={"color": "blue"})
     large = bucket.upload(sdk.UploadSourceBytes(big), "dir/big.bin")
-    assert large.content_sha1 in (None, "none") or large.content_sha1 == hashlib.sha1(big).hexdigest()
+    assert (
+        large.content_sha1 in (None, "none") or large.content_sha1 == hashlib.sha1(big).hexdigest()
+    )
     assert small_server.counters()["calls"].get("b2_upload_part", 0) >= 2
     names = sorted(f.file_name for f, _ in bucket.ls("dir", recursive=True))
     assert names == ["dir/big.bin", "dir/small ü.txt"]
@@ -71,7 +73,9 @@ def test_b2sdk(small_server: LocalServer, interface: str) -> None:
     out = io.BytesIO()
     bucket.download_file_by_id(copy.id_).save(out)
     assert out.getvalue() == small
-    big_copy = bucket.copy(large.id_, "big-copy.bin", length=len(big))  # copy_part path for large sources
+    big_copy = bucket.copy(
+        large.id_, "big-copy.bin", length=len(big)
+    )  # copy_part path for large sources
     out = io.BytesIO()
     bucket.download_file_by_id(big_copy.id_).save(out)
     assert out.getvalue() == big
@@ -83,10 +87,17 @@ def test_b2sdk(small_server: LocalServer, interface: str) -> None:
     for f in versions:
         if f.file_name == "copied.txt":
             bucket.delete_file_version(f.id_, f.file_name)
-    assert "copied.txt" not in [f.file_name for f, _ in bucket.ls(recursive=True, latest_only=False)]
+    assert "copied.txt" not in [
+        f.file_name for f, _ in bucket.ls(recursive=True, latest_only=False)
+    ]
 
     restriction = {"bucket_ids": [bucket.id_]} if interface == "v3" else {"bucket_id": bucket.id_}
-    key = api.create_key(["listBuckets", "listFiles", "readFiles"], "sdk-restricted", name_prefix="dir/", **restriction)
+    key = api.create_key(
+        ["listBuckets", "listFiles", "readFiles"],
+        "sdk-restricted",
+        name_prefix="dir/",
+        **restriction,
+    )
     restricted = sdk.B2Api(sdk.InMemoryAccountInfo())
     if interface == "v2":
         restricted.authorize_account(small_server.realm, key.id_, key.application_key)
@@ -126,7 +137,14 @@ def test_b2_cli(small_server: LocalServer, tmp_path: Path) -> None:
     listing = b2(env, "ls", "-r", f"b2://{name}").split()
     assert listing == ["docs/big.bin", "docs/small.txt"]
     assert b2(env, "ls", f"b2://{name}").split() == ["docs/"]
-    b2(env, "file", "download", "--no-progress", f"b2://{name}/docs/big.bin", str(tmp_path / "got.bin"))
+    b2(
+        env,
+        "file",
+        "download",
+        "--no-progress",
+        f"b2://{name}/docs/big.bin",
+        str(tmp_path / "got.bin"),
+    )
     assert (tmp_path / "got.bin").read_bytes() == big.read_bytes()
     assert b2(env, "file", "cat", f"b2://{name}/docs/small.txt") == small.read_text()
     info = json.loads(b2(env, "file", "info", f"b2://{name}/docs/small.txt"))
@@ -137,7 +155,17 @@ def test_b2_cli(small_server: LocalServer, tmp_path: Path) -> None:
     assert b2(env, "ls", "-r", "--versions", f"b2://{name}").split().count("copy.txt") == 2
     b2(env, "file", "unhide", f"b2://{name}/copy.txt")
     assert "copy.txt" in b2(env, "ls", "-r", f"b2://{name}")
-    key = b2(env, "key", "create", "--bucket", name, "--name-prefix", "docs/", "cli-key", "listBuckets,listFiles,readFiles").split()
+    key = b2(
+        env,
+        "key",
+        "create",
+        "--bucket",
+        name,
+        "--name-prefix",
+        "docs/",
+        "cli-key",
+        "listBuckets,listFiles,readFiles",
+    ).split()
     env2 = {**env, "B2_ACCOUNT_INFO": str(tmp_path / "account2")}
     b2(env2, "account", "authorize", key[0], key[1])
     assert b2(env2, "ls", "-r", f"b2://{name}/docs/").split() == ["docs/big.bin", "docs/small.txt"]

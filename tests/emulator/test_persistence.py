@@ -28,7 +28,9 @@ def test_everything_survives_a_restart(make_local_server, tmp_path: Path) -> Non
     raw.call("b2_hide_file", bucketId=bucket, fileName="keep/me.txt")
     g = raw.upload(bucket, "other", b"2")
     large = raw.call("b2_start_large_file", bucketId=bucket, fileName="big", contentType="a/b")
-    key = raw.call("b2_create_key", accountId=raw.account_id, capabilities=["listFiles"], keyName="kept")
+    key = raw.call(
+        "b2_create_key", accountId=raw.account_id, capabilities=["listFiles"], keyName="kept"
+    )
     versions = raw.versions(bucket)["files"]
     key_id, master = srv.key_id, srv.key
     srv.stop()
@@ -39,7 +41,10 @@ def test_everything_survives_a_restart(make_local_server, tmp_path: Path) -> Non
     assert raw2.versions(bucket)["files"] == versions
     assert raw2.by_id(f["fileId"]).content == b"persisted"
     assert [x["fileId"] for x in raw2.names(bucket)["files"]] == [g["fileId"]]
-    assert raw2.call("b2_list_unfinished_large_files", bucketId=bucket)["files"][0]["fileId"] == large["fileId"]
+    assert (
+        raw2.call("b2_list_unfinished_large_files", bucketId=bucket)["files"][0]["fileId"]
+        == large["fileId"]
+    )
     Raw(again, key_id=key["applicationKeyId"], key=key["applicationKey"])
     # account tokens issued before the restart still work (on the new port)
     raw.realm = again.realm
@@ -47,7 +52,9 @@ def test_everything_survives_a_restart(make_local_server, tmp_path: Path) -> Non
 
 
 def start_cli(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "b2fs", "serve", *args], stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "b2fs", "serve", *args], stdout=subprocess.PIPE, text=True
+    )
 
 
 def stop(proc: subprocess.Popen[str]) -> None:
@@ -92,7 +99,9 @@ def test_cli_prints_key_once(tmp_path: Path) -> None:
 
 
 def test_cli_given_key(tmp_path: Path) -> None:
-    srv = LocalServer(tmp_path / "given", extra_args=["--key-id", "myKeyId01", "--key", "myVerySecretKey"])
+    srv = LocalServer(
+        tmp_path / "given", extra_args=["--key-id", "myKeyId01", "--key", "myVerySecretKey"]
+    )
     with srv:
         assert (srv.key_id, srv.key) == ("myKeyId01", "myVerySecretKey")
         raw = Raw(srv)
