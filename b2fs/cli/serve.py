@@ -1,6 +1,73 @@
-"""``b2fs serve``: run the local B2 server (placeholder until the emulator lands)."""
+"""``b2fs serve``: run the local B2 server (the emulator) on a data directory.
+
+Parses the options and hands off to ``b2fs.emulator.server.run``; see docs/emulator.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any
 
 
-def add_parser(sub) -> None:
-    p = sub.add_parser("serve", help="run the local B2 server")
-    p.set_defaults(func=lambda args: 1)
+def _fault(spec: str) -> Any:
+    try:
+        return json.loads(spec)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"--fault takes a JSON rule: {e}") from None
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("serve", help="run the local B2 server (emulator)")
+    p.add_argument("--data", required=True, type=Path, help="data directory (created if missing)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=0, help="port (0 = pick a free one)")
+    p.add_argument("--key-id", help="master application key id (default: generated once)")
+    p.add_argument(
+        "--key",
+        help="master application key (or set B2FS_SERVE_KEY, which keeps it out of ps)",
+    )
+    p.add_argument("--token-lifetime", type=float, default=86_400.0, metavar="SECONDS",
+                   help="lifetime of account and upload tokens (default 86400)")  # fmt: skip
+    p.add_argument("--min-part-size", type=int, default=5_000_000, metavar="BYTES",
+                   help="absoluteMinimumPartSize (default 5000000)")  # fmt: skip
+    p.add_argument("--recommended-part-size", type=int, default=100_000_000, metavar="BYTES",
+                   help="recommendedPartSize (default 100000000)")  # fmt: skip
+    p.add_argument("--fault", action="append", type=_fault, default=[], metavar="JSON",
+                   help='fault rule, e.g. \'{"call": "b2_upload_part", "kinds": ["503"], "probability": 0.2}\'')  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="seed of the fault RNG (default 0)")
+    p.add_argument("--json", action="store_true", help="print one JSON line once listening")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from b2fs.emulator.faults import Faults
+    from b2fs.emulator.server import Options
+    from b2fs.emulator.server import run as serve
+
+    key = args.key or os.environ.get("B2FS_SERVE_KEY")
+    if bool(args.key_id) != bool(key):
+        raise SystemExit("b2fs serve: --key-id and --key go together")
+    if args.min_part_size < 1 or args.recommended_part_size < args.min_part_size:
+        raise SystemExit("b2fs serve: need 1 <= --min-part-size <= --recommended-part-size")
+    try:
+        Faults(0, args.fault)
+    except Exception as e:
+        raise SystemExit(f"b2fs serve: bad --fault rule: {e}") from None
+    return serve(
+        Options(
+            data=args.data,
+            host=args.host,
+            port=args.port,
+            key_id=args.key_id,
+            key=key,
+            token_lifetime=args.token_lifetime,
+            min_part_size=args.min_part_size,
+            recommended_part_size=args.recommended_part_size,
+            faults=args.fault,
+            seed=args.seed,
+            json=args.json,
+        )
+    )
