@@ -1,0 +1,434 @@
+"""The engine under ``B2Client``: HTTP session, authorization, retries, upload URLs.
+
+``Core`` owns the one ``httpx.AsyncClient`` (keep-alive, optional HTTP/2, proxy,
+CA bundle, client certificate, user agent), the account token (re-authorized
+once, by whoever notices first, when B2 says it expired), the retry loop
+(backoff with jitter, ``Retry-After``, bounds on attempts and time, recovery of
+calls that took effect despite failing) and the pool of upload URLs (one upload
+per URL at a time; a URL is dropped after any failure). The API methods are in
+``b2fs.b2.client`` (JSON calls), ``b2fs.b2.uploads`` and ``b2fs.b2.downloads``.
+Only anyio primitives are used, so it runs on trio and asyncio alike.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import logging
+import platform
+import random
+import ssl
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from contextlib import nullcontext
+from typing import Any, TypeVar
+
+import anyio
+import httpx
+
+from b2fs import __version__
+from b2fs.b2.errors import (
+    B2Error,
+    InvalidAuthToken,
+    NetworkError,
+    Unauthorized,
+    error_from_response,
+)
+from b2fs.b2.events import ClientEvent, ClientStats
+from b2fs.b2.models import Account, UploadUrl
+from b2fs.b2.options import RetryPolicy, Timeouts, TransferOptions
+from b2fs.b2.throttle import Throttle
+
+log = logging.getLogger("b2fs.b2")
+
+T = TypeVar("T")
+
+PRODUCTION_REALM = "https://api.backblazeb2.com"
+REALMS = {
+    "production": PRODUCTION_REALM,
+    "staging": "https://api.backblaze.net",
+    "dev": "http://api.backblazeb2.xyz:8180",
+}
+USER_AGENT = f"b2fs/{__version__} (python {platform.python_version()}; httpx {httpx.__version__})"
+
+
+def realm_url(realm: str) -> str:
+    """A realm name (production, staging, dev) or URL -> the URL, without a trailing '/'."""
+    return REALMS.get(realm, realm).rstrip("/")
+
+
+class Core:
+    """Session, token, retries and upload URLs; see ``B2Client`` for the API."""
+
+    def __init__(
+        self,
+        key_id: str,
+        key: str,
+        realm: str = PRODUCTION_REALM,
+        *,
+        api_version: str = "v4",
+        retry: RetryPolicy | None = None,
+        timeouts: Timeouts | None = None,
+        transfer: TransferOptions | None = None,
+        http2: bool = False,
+        proxy: str | None = None,
+        verify: bool = True,
+        ca_bundle: str | None = None,
+        client_cert: str | tuple[str, str] | None = None,
+        upload_limit: float | None = None,
+        download_limit: float | None = None,
+        max_connections: int = 64,
+        user_agent: str | None = None,
+        on_event: Callable[[ClientEvent], None] | None = None,
+    ) -> None:
+        self._key_id = key_id
+        self._key = key
+        self.realm = realm_url(realm)
+        self.api_version = api_version
+        self.retry = retry or RetryPolicy()
+        self.timeouts = timeouts or Timeouts()
+        self.transfer = transfer or TransferOptions()
+        self.on_event = on_event
+        self.stats = ClientStats()
+        self._http_args: dict[str, Any] = {
+            "http2": http2,
+            "proxy": proxy,
+            "verify": _ssl_context(verify, ca_bundle, client_cert),
+            "max_connections": max_connections,
+            "user_agent": f"{USER_AGENT} {user_agent}" if user_agent else USER_AGENT,
+        }
+        self._up_throttle = Throttle(upload_limit) if upload_limit else None
+        self._down_throttle = Throttle(download_limit) if download_limit else None
+        self._http: httpx.AsyncClient | None = None
+        self._auth_lock: anyio.Lock | None = None
+        self._account: Account | None = None
+        self._auth_generation = 0
+        self._clock_skew = 0.0  # server time - local time, seconds
+        self._upload_urls: dict[str, list[UploadUrl]] = defaultdict(list)
+        self._rng = random.Random()
+
+    def __repr__(self) -> str:
+        return f"<B2Client key_id={self._key_id!r} realm={self.realm!r}>"
+
+    # -- lifecycle --------------------------------------------------------------------------
+    async def __aenter__(self):  # noqa: ANN204 (returns the subclass)
+        self._session()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            http, self._http = self._http, None
+            await http.aclose()
+
+    def _session(self) -> httpx.AsyncClient:
+        if self._http is None:
+            a = self._http_args
+            t = self.timeouts
+            limits = httpx.Limits(
+                max_connections=a["max_connections"],
+                max_keepalive_connections=a["max_connections"],
+                keepalive_expiry=30.0,
+            )
+            self._http = httpx.AsyncClient(
+                http2=a["http2"],
+                proxy=a["proxy"],
+                verify=a["verify"],
+                timeout=httpx.Timeout(connect=t.connect, read=t.read, write=t.write, pool=t.pool),
+                limits=limits,
+                headers={"User-Agent": a["user_agent"]},
+            )
+        return self._http
+
+    # -- events ----------------------------------------------------------------------------------
+    def _emit(self, event: ClientEvent) -> None:
+        log.info(
+            "%s %s attempt=%d delay=%.2fs %s",
+            event.kind,
+            event.call,
+            event.attempt,
+            event.delay,
+            event.error,
+        )
+        if self.on_event is not None:
+            self.on_event(event)
+
+    # -- HTTP ----------------------------------------------------------------------------------------
+    async def _request(
+        self,
+        call: str,
+        method: str,
+        url: str,
+        *,
+        headers: dict[str, str],
+        json: Any = None,
+        content: Any = None,
+        params: dict[str, str] | None = None,
+        timeout: float | None = None,
+        stream: bool = False,
+        auth_generation: int | None = None,
+        upload: bool = False,
+    ) -> httpx.Response:
+        """One HTTP exchange. Returns a 2xx response (open when ``stream``); raises typed
+        errors. ``auth_generation``: the account token used (so an expiry re-authorizes);
+        ``upload``: an upload-URL token was used (an expiry gets a new URL)."""
+        http = self._session()
+        self.stats.calls[call] += 1
+        try:
+            with anyio.fail_after(timeout) if timeout else nullcontext():
+                request = http.build_request(
+                    method, url, headers=headers, json=json, content=content, params=params
+                )
+                resp = await http.send(request, stream=stream)
+                if resp.status_code >= 300:
+                    await resp.aread()
+                    await resp.aclose()
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as e:
+            raise NetworkError(f"{type(e).__name__}: {e}", call=call, sent=False) from e
+        except httpx.TransportError as e:
+            raise NetworkError(f"{type(e).__name__}: {e}", call=call) from e
+        except TimeoutError:
+            raise NetworkError(f"no answer within {timeout}s", call=call) from None
+        if resp.status_code < 300:
+            return resp
+        try:
+            body = resp.json()
+        except ValueError:
+            body = None
+        err = error_from_response(call, resp.status_code, body, resp.headers.get("retry-after"))
+        if isinstance(err, InvalidAuthToken):
+            err.auth_generation = auth_generation
+            err.renewable = auth_generation is not None or upload
+        raise err
+
+    @staticmethod
+    def _json(call: str, resp: httpx.Response) -> Any:
+        try:
+            return resp.json()
+        except ValueError:
+            raise B2Error("answer is not JSON", status=resp.status_code, call=call) from None
+
+    # -- retries ------------------------------------------------------------------------------------
+    async def _retry(
+        self,
+        call: str,
+        attempt: Callable[[], Awaitable[T]],
+        *,
+        transfer: bool = False,
+        recover: Callable[[], Awaitable[T | None]] | None = None,
+    ) -> T:
+        """Run ``attempt`` until it succeeds, a non-retryable error, or the policy's bounds.
+
+        After an ambiguous failure (the request may have taken effect), ``recover`` is
+        asked first whether the effect is there; if it returns a result, that is the
+        answer and no second request is sent (no duplicate version, no false error).
+        """
+        policy = self.retry
+        limit = policy.max_transfer_attempts if transfer else policy.max_attempts
+        start = anyio.current_time()
+        failures = reauths = 0
+        ambiguous = False
+        while True:
+            try:
+                if ambiguous and recover is not None:
+                    found = await recover()
+                    if found is not None:
+                        self.stats.recoveries += 1
+                        self._emit(ClientEvent("recovered", call, failures))
+                        return found
+                return await attempt()
+            except B2Error as e:
+                ambiguous = ambiguous or (e.retryable and e.ambiguous)
+                e.after_ambiguous = ambiguous
+                if isinstance(e, InvalidAuthToken) and e.renewable:
+                    if reauths >= policy.max_reauthorizations:
+                        raise
+                    reauths += 1
+                    if e.auth_generation is not None:
+                        await self._reauthorize(e.auth_generation)
+                    continue
+                if not e.retryable:
+                    raise
+                failures += 1
+                e.attempts = failures
+                if failures >= limit:
+                    raise
+                delay = policy.delay(failures, e.retry_after, self._rng)
+                if anyio.current_time() - start + delay > policy.max_total:
+                    raise
+                self.stats.retries += 1
+                self._emit(
+                    ClientEvent("retry", call, failures, delay, f"{type(e).__name__} {e.code}")
+                )
+                await anyio.sleep(delay)
+
+    # -- authorization ------------------------------------------------------------------------------
+    async def authorize(self) -> Account:
+        """Call ``b2_authorize_account`` now (also done lazily by the first call)."""
+        async with self._lock():
+            return await self._authorize_locked()
+
+    def _lock(self) -> anyio.Lock:
+        if self._auth_lock is None:
+            self._auth_lock = anyio.Lock()
+        return self._auth_lock
+
+    async def _authorize_locked(self) -> Account:
+        call = "b2_authorize_account"
+        url = f"{self.realm}/b2api/{self.api_version}/{call}"
+        basic = base64.b64encode(f"{self._key_id}:{self._key}".encode()).decode()
+
+        async def attempt() -> httpx.Response:
+            return await self._request(
+                call,
+                "GET",
+                url,
+                headers={"Authorization": f"Basic {basic}"},
+                timeout=self.timeouts.call,
+            )
+
+        try:
+            resp = await self._retry(call, attempt)
+        except InvalidAuthToken as e:
+            raise Unauthorized(
+                "the application key id or key was refused", status=e.status, code=e.code, call=call
+            ) from None
+        account = Account.from_json(self._json(call, resp))
+        date = resp.headers.get("date")
+        if date:
+            try:
+                self._clock_skew = email.utils.parsedate_to_datetime(date).timestamp() - time.time()
+            except (TypeError, ValueError):
+                pass
+        self._account = account
+        self._auth_generation += 1
+        self._upload_urls.clear()  # their tokens are likely as old as the account token
+        return account
+
+    async def _authorized(self) -> Account:
+        if self._account is None:
+            async with self._lock():
+                if self._account is None:
+                    await self._authorize_locked()
+        assert self._account is not None
+        return self._account
+
+    async def _reauthorize(self, seen_generation: int) -> None:
+        async with self._lock():
+            if self._auth_generation == seen_generation:  # nobody renewed it meanwhile
+                await self._authorize_locked()
+                self.stats.reauthorizations += 1
+                self._emit(ClientEvent("reauthorize", "b2_authorize_account"))
+
+    @property
+    def account(self) -> Account | None:
+        """The last authorization (None before the first call)."""
+        return self._account
+
+    def server_time_millis(self) -> int:
+        """Now, on the server's clock (as measured from the authorize answer's Date)."""
+        return int((time.time() + self._clock_skew) * 1000)
+
+    # -- JSON API calls ------------------------------------------------------------------------------
+    async def call(
+        self,
+        name: str,
+        body: dict[str, Any] | None = None,
+        *,
+        recover: Callable[[], Awaitable[Any]] | None = None,
+    ) -> Any:
+        """Any JSON API call by name (``b2_list_buckets``...): POST to the API URL with
+        the account token, with retries and re-authorization. Returns the JSON answer.
+        Top-level ``None`` values in ``body`` are left out."""
+        payload = {k: v for k, v in (body or {}).items() if v is not None}
+
+        async def attempt() -> Any:
+            account = await self._authorized()
+            generation = self._auth_generation
+            resp = await self._request(
+                name,
+                "POST",
+                f"{account.api_url}/b2api/{self.api_version}/{name}",
+                headers={"Authorization": account.authorization_token},
+                json=payload,
+                timeout=self.timeouts.call,
+                auth_generation=generation,
+            )
+            return self._json(name, resp)
+
+        return await self._retry(name, attempt, recover=recover)
+
+    async def _account_id(self) -> str:
+        return (await self._authorized()).account_id
+
+    # -- upload URLs --------------------------------------------------------------------------------
+    async def get_upload_url(self, bucket_id: str) -> UploadUrl:
+        """A fresh upload URL for small files of a bucket (``b2_get_upload_url``)."""
+        d = await self.call("b2_get_upload_url", {"bucketId": bucket_id})
+        self.stats.upload_urls_fetched += 1
+        return UploadUrl(d["uploadUrl"], d["authorizationToken"], bucket_id)
+
+    async def get_upload_part_url(self, file_id: str) -> UploadUrl:
+        """A fresh upload URL for parts of a large file (``b2_get_upload_part_url``)."""
+        d = await self.call("b2_get_upload_part_url", {"fileId": file_id})
+        self.stats.upload_urls_fetched += 1
+        return UploadUrl(d["uploadUrl"], d["authorizationToken"], file_id)
+
+    async def _post_upload(
+        self,
+        call: str,
+        target: str,
+        headers: Callable[[str], dict[str, str]],
+        body: Any,
+    ) -> Any:
+        """One upload attempt on a pooled URL for ``target`` (bucket id for
+        ``b2_upload_file``, large file id for ``b2_upload_part``). The URL goes back to
+        the pool after success and is dropped after any failure."""
+        pool = self._upload_urls[target]
+        if pool:
+            url = pool.pop()
+        elif call == "b2_upload_part":
+            url = await self.get_upload_part_url(target)
+        else:
+            url = await self.get_upload_url(target)
+        try:
+            resp = await self._request(
+                call,
+                "POST",
+                url.url,
+                headers=headers(url.authorization_token),
+                content=body,
+                upload=True,
+            )
+            result = self._json(call, resp)
+        except BaseException as e:
+            self.stats.upload_urls_discarded += 1
+            if isinstance(e, B2Error):
+                self._emit(
+                    ClientEvent("upload_url_discarded", call, error=f"{type(e).__name__} {e.code}")
+                )
+            raise
+        self._upload_urls[target].append(url)
+        return result
+
+    def _forget_upload_urls(self, target: str) -> None:
+        self._upload_urls.pop(target, None)
+
+
+def _ssl_context(
+    verify: bool, ca_bundle: str | None, client_cert: str | tuple[str, str] | None
+) -> bool | ssl.SSLContext:
+    if ca_bundle is None and client_cert is None:
+        return verify
+    ctx = ssl.create_default_context(cafile=ca_bundle)
+    if not verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if isinstance(client_cert, tuple):
+        ctx.load_cert_chain(client_cert[0], client_cert[1])
+    elif client_cert:
+        ctx.load_cert_chain(client_cert)
+    return ctx

@@ -1,0 +1,384 @@
+"""Downloads: by id or by name, whole or a byte range, as a stream, bytes, or a file.
+
+A ``DownloadStream`` checks what the server sent against what was asked (206 and
+``Content-Range``, or a 200 whose body it trims), resumes from the byte it got to
+after a broken connection (pinned to the file id it started on), throttles,
+reports progress, and verifies the SHA-1 when it served the whole file.
+``download_file`` writes to a hidden partial file renamed into place only when
+complete and verified, and continues an earlier partial file. Sits on ``Calls``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+
+from b2fs.b2.calls import Calls
+from b2fs.b2.errors import (
+    B2Error,
+    NetworkError,
+    RangeNotSatisfiable,
+    Sha1Mismatch,
+    UnexpectedResponse,
+)
+from b2fs.b2.events import ClientEvent
+from b2fs.b2.models import DownloadAuthorization, DownloadedFile
+from b2fs.b2.wire import downloaded_file, encode, parse_content_range
+
+Progress = Callable[[int, int | None], None]
+Authorization = DownloadAuthorization | str | None
+
+
+def _token(authorization: Authorization) -> str | None:
+    if isinstance(authorization, DownloadAuthorization):
+        return authorization.authorization_token
+    return authorization
+
+
+class DownloadStream:
+    """One download: ``file`` (what B2 says about it) and ``async for chunk in stream``.
+
+    Chunks are exactly the bytes of the range asked for. A broken connection is
+    resumed from the next byte (the same file version, by id). After the last
+    chunk of a whole-file download the SHA-1 is checked: ``Sha1Mismatch`` if it
+    differs; ``sha1_verified`` tells whether a check was possible.
+    """
+
+    def __init__(
+        self,
+        client: Downloads,
+        *,
+        file_id: str | None,
+        bucket_name: str | None,
+        file_name: str | None,
+        range: tuple[int, int | None] | None,  # noqa: A002
+        authorization: Authorization,
+        progress: Progress | None,
+    ) -> None:
+        if (file_id is None) == (bucket_name is None or file_name is None):
+            raise ValueError("give file_id, or bucket_name and file_name")
+        self._client = client
+        self._file_id = file_id
+        self._by_name = (bucket_name, file_name)
+        self._start, self._end = range if range is not None else (0, None)
+        if self._start < 0 or (self._end is not None and self._end < self._start):
+            raise ValueError(f"bad range {range!r}")
+        self._token = _token(authorization)
+        self._progress = progress
+        self._resp: httpx.Response | None = None
+        self._skip = 0  # bytes to drop at the head of a 200 that ignored our Range
+        self._received = 0
+        self._hasher: Any = None
+        self.file: DownloadedFile | None = None
+        self.sha1_verified = False
+
+    @property
+    def _call(self) -> str:
+        return "b2_download_file_by_id" if self._file_id else "b2_download_file_by_name"
+
+    @property
+    def length(self) -> int:
+        """Bytes this stream yields in all (the range, clipped to the file)."""
+        assert self.file is not None
+        return self.file.range_end - self.file.range_start + 1
+
+    async def _open(self) -> None:
+        """(Re)open the response at the next byte to receive, with retries."""
+        await self.aclose()
+        self._resp = await self._client._retry(self._call, self._open_once, transfer=True)
+
+    async def _open_once(self) -> httpx.Response:
+        client = self._client
+        account = await client._authorized()
+        generation = client._auth_generation
+        if self._file_id:
+            url = f"{account.download_url}/b2api/{client.api_version}/b2_download_file_by_id"
+            params = {"fileId": self._file_id}
+        else:
+            bucket, name = self._by_name
+            url = f"{account.download_url}/file/{encode(bucket or '')}/{encode(name or '')}"
+            params = None
+        first = self._start + self._received
+        headers = {"Authorization": self._token or account.authorization_token}
+        if first > 0 or self._end is not None:
+            headers["Range"] = f"bytes={first}-{'' if self._end is None else self._end}"
+        resp = await client._request(
+            self._call,
+            "GET",
+            url,
+            headers=headers,
+            params=params,
+            stream=True,
+            auth_generation=None if self._token else generation,
+        )
+        try:
+            self._check(resp, first, "Range" in headers)
+        except BaseException:
+            await resp.aclose()
+            raise
+        return resp
+
+    def _check(self, resp: httpx.Response, first: int, ranged: bool) -> None:
+        h = resp.headers
+        if resp.status_code == 206:
+            start, end, total = parse_content_range(h.get("content-range"))
+            wanted = (
+                None
+                if total is None
+                else total - 1
+                if self._end is None
+                else min(self._end, total - 1)
+            )
+            if start != first or end != wanted:
+                raise UnexpectedResponse(
+                    f"asked for bytes {first}-{self._end}, got {h.get('content-range')}"
+                )
+            self._skip = 0
+        elif resp.status_code == 200:
+            total = int(h.get("content-length", "-1"))
+            if total < 0:
+                raise UnexpectedResponse("no Content-Length")
+            self._skip = first  # a server or proxy that ignores Range: trim it ourselves
+        else:
+            raise UnexpectedResponse(f"status {resp.status_code}")
+        assert total is not None
+        if self.file is None:
+            end = total - 1 if self._end is None else min(self._end, total - 1)
+            if self._start > 0 and self._start >= total:
+                raise RangeNotSatisfiable(f"range starts at {self._start}, file has {total} bytes")
+            self.file = downloaded_file(h, self._start, end, total)
+            self._file_id = self.file.file_id or self._file_id  # resume the same version
+            if self._start == 0 and end == total - 1:
+                self._hasher = hashlib.sha1()
+        elif h.get("x-bz-file-id") not in (None, self.file.file_id):
+            raise UnexpectedResponse("the file changed while resuming the download")
+
+    async def aclose(self) -> None:
+        if self._resp is not None:
+            resp, self._resp = self._resp, None
+            await resp.aclose()
+
+    async def resume_from(self, offset: int, hasher: Any = None) -> None:
+        """Before iterating: skip the first ``offset`` bytes of the range (they are
+        already held); ``hasher`` has hashed them, for the whole-file check."""
+        if offset:
+            self._received = offset
+            self._hasher = hasher
+            await self._open()
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        assert self.file is not None, "use `async with client.download_stream(...)`"
+        client = self._client
+        throttle = client._down_throttle
+        total = self.length
+        failures = 0
+        while self._received < total:
+            try:
+                if self._resp is None:
+                    await self._open()
+                assert self._resp is not None
+                async for chunk in self._resp.aiter_raw(client.transfer.chunk_size):
+                    if self._skip:
+                        drop = min(self._skip, len(chunk))
+                        chunk, self._skip = chunk[drop:], self._skip - drop
+                    chunk = chunk[: total - self._received]
+                    if not chunk:
+                        if self._received >= total:
+                            break
+                        continue
+                    if throttle is not None:
+                        await throttle.take(len(chunk))
+                    if self._hasher is not None:
+                        self._hasher.update(chunk)
+                    self._received += len(chunk)
+                    client.stats.bytes_downloaded += len(chunk)
+                    failures = 0
+                    if self._progress is not None:
+                        self._progress(self._received, total)
+                    yield chunk
+                if self._received < total:
+                    raise NetworkError("connection closed early", call=self._call)
+            except (httpx.TransportError, NetworkError) as e:
+                await self.aclose()
+                failures += 1
+                policy = client.retry
+                if failures >= policy.max_transfer_attempts:
+                    raise (
+                        e if isinstance(e, B2Error) else NetworkError(str(e), call=self._call)
+                    ) from e
+                delay = policy.delay(failures, None, client._rng)
+                client.stats.retries += 1
+                client._emit(ClientEvent("retry", self._call, failures, delay, type(e).__name__))
+                await anyio.sleep(delay)
+        await self.aclose()
+        self._verify()
+
+    def _verify(self) -> None:
+        assert self.file is not None
+        if self._hasher is None or self.file.sha1 is None:
+            return
+        got = self._hasher.hexdigest()
+        if got != self.file.sha1:
+            raise Sha1Mismatch(
+                f"{self.file.file_name}: content SHA-1 {got} is not {self.file.sha1}",
+                call=self._call,
+            )
+        self.sha1_verified = True
+
+    async def read_all(self) -> bytes:
+        buf = bytearray()
+        async for chunk in self:
+            buf += chunk
+        return bytes(buf)
+
+
+class Downloads(Calls):
+    @contextlib.asynccontextmanager
+    async def download_stream(
+        self,
+        *,
+        file_id: str | None = None,
+        bucket_name: str | None = None,
+        file_name: str | None = None,
+        range: tuple[int, int | None] | None = None,  # noqa: A002
+        authorization: Authorization = None,
+        progress: Progress | None = None,
+    ) -> AsyncIterator[DownloadStream]:
+        """Open a download (by ``file_id``, or ``bucket_name`` + ``file_name``), of the
+        whole file or of ``range`` = (first, last) inclusive bytes (last None: to the
+        end). ``authorization``: a download authorization instead of the account token.
+        """
+        stream = DownloadStream(
+            self,
+            file_id=file_id,
+            bucket_name=bucket_name,
+            file_name=file_name,
+            range=range,
+            authorization=authorization,
+            progress=progress,
+        )
+        try:
+            await stream._open()
+            yield stream
+        finally:
+            with anyio.CancelScope(shield=True):
+                await stream.aclose()
+
+    async def download_range(self, file_id: str, start: int, end_inclusive: int) -> bytes:
+        """Bytes ``start..end_inclusive`` of a file version, in one ranged GET (fewer
+        only when the file ends sooner; ``RangeNotSatisfiable`` past the end)."""
+        async with self.download_stream(file_id=file_id, range=(start, end_inclusive)) as s:
+            return await s.read_all()
+
+    async def download_bytes(
+        self,
+        *,
+        file_id: str | None = None,
+        bucket_name: str | None = None,
+        file_name: str | None = None,
+        authorization: Authorization = None,
+    ) -> bytes:
+        """A whole file in memory, SHA-1 checked."""
+        async with self.download_stream(
+            file_id=file_id,
+            bucket_name=bucket_name,
+            file_name=file_name,
+            authorization=authorization,
+        ) as s:
+            return await s.read_all()
+
+    async def download_file(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        file_id: str | None = None,
+        bucket_name: str | None = None,
+        file_name: str | None = None,
+        range: tuple[int, int | None] | None = None,  # noqa: A002
+        authorization: Authorization = None,
+        progress: Progress | None = None,
+        resume: bool = True,
+    ) -> DownloadedFile:
+        """Download to ``path``. Bytes go to a hidden ``.<name>.<id>.b2fs-part`` beside it,
+        renamed to ``path`` once complete (and SHA-1 checked for a whole file). A
+        partial file left by an earlier failure is continued when ``resume``; on a
+        SHA-1 mismatch it is removed and ``Sha1Mismatch`` raised."""
+        path = Path(path)
+        async with self.download_stream(
+            file_id=file_id,
+            bucket_name=bucket_name,
+            file_name=file_name,
+            range=range,
+            authorization=authorization,
+            progress=progress,
+        ) as stream:
+            assert stream.file is not None
+            tag = hashlib.sha1(f"{stream.file.file_id}:{range}".encode()).hexdigest()[:12]
+            partial = path.with_name(f".{path.name}.{tag}.b2fs-part")
+            have = partial.stat().st_size if resume and partial.exists() else 0
+            if have > stream.length:
+                have = 0
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+            try:
+                if have:
+                    hasher = hashlib.sha1() if stream._hasher is not None else None
+                    if hasher is not None:
+                        with partial.open("rb") as f:
+                            while block := f.read(1 << 20):
+                                hasher.update(block)
+                    await stream.resume_from(have, hasher)
+                os.ftruncate(fd, have)
+                os.lseek(fd, have, os.SEEK_SET)
+                async for chunk in stream:
+                    view = memoryview(chunk)
+                    while view:
+                        view = view[os.write(fd, view) :]
+            except Sha1Mismatch:
+                partial.unlink(missing_ok=True)
+                raise
+            except BaseException:
+                if not resume:
+                    partial.unlink(missing_ok=True)
+                raise
+            finally:
+                os.close(fd)
+            os.replace(partial, path)
+            return stream.file
+
+    async def get_file_info_by_name(self, bucket_name: str, file_name: str) -> DownloadedFile:
+        """What B2 knows of the newest version of a name (a HEAD request; no body)."""
+        call = "b2_download_file_by_name"
+
+        async def attempt() -> httpx.Response:
+            account = await self._authorized()
+            url = f"{account.download_url}/file/{encode(bucket_name)}/{encode(file_name)}"
+            return await self._request(
+                call,
+                "HEAD",
+                url,
+                headers={"Authorization": account.authorization_token},
+                auth_generation=self._auth_generation,
+            )
+
+        resp = await self._retry(call, attempt)
+        size = int(resp.headers.get("content-length", "0"))
+        return downloaded_file(resp.headers, 0, size - 1, size)
+
+    def download_url_by_name(
+        self, bucket_name: str, file_name: str, authorization: Authorization = None
+    ) -> str:
+        """A URL for a browser or curl; with ``authorization`` it carries the token in
+        ``?Authorization=`` (so the URL itself is a secret)."""
+        account = self._account
+        if account is None:
+            raise B2Error("authorize() first", call="download_url_by_name")
+        url = f"{account.download_url}/file/{encode(bucket_name)}/{encode(file_name)}"
+        token = _token(authorization)
+        return f"{url}?Authorization={encode(token)}" if token else url
