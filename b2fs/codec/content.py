@@ -258,8 +258,8 @@ class _EncryptedObject:
         self.file_info = {HEADER_INFO_KEY: b64.encode(header)}
         self._aead = AESGCM(keys.file_key(content_key, header[-SALT_SIZE:], keys.OBJECT_INFO))
         self._layout = layout
-        self._sealed: bytearray | None = None  # 4-byte tag prefix per sealed chunk
-        self._sealed_size = -1
+        self._sealed = bytearray()  # 4-byte tag prefix per sealed chunk (0: not yet)
+        self._sealed_size: int | None = None  # the plaintext size being sealed
 
     def __repr__(self) -> str:
         return f"EncryptedObject(salt={self.header[-SALT_SIZE:].hex()})"
@@ -299,6 +299,11 @@ class _EncryptedObject:
         layout = self._layout
         if not 0 <= start <= end <= layout.stored_size(plain_size):
             raise ValueError(f"range [{start}, {end}) outside the object")
+        if self._sealed_size is None:
+            self._sealed = bytearray(4 * layout.chunks(plain_size))
+            self._sealed_size = plain_size
+        elif plain_size != self._sealed_size:
+            raise SourceChanged(f"plaintext size changed from {self._sealed_size} to {plain_size}")
         parts = [self.header[start:end]] if start < HEADER_SIZE else []
         if end > HEADER_SIZE:
             c = layout.chunk_size
@@ -312,22 +317,17 @@ class _EncryptedObject:
                     f"read {len(plain)} bytes at {plain_from}, expected {plain_to - plain_from}"
                 )
             sealed = [
-                self._seal(i, i == n - 1, plain[(i - first) * c : (i - first + 1) * c], plain_size)
+                self._seal(i, i == n - 1, plain[(i - first) * c : (i - first + 1) * c])
                 for i in range(first, last + 1)
             ]
             base = layout.chunk_start(first)
             parts.append(b"".join(sealed)[max(start, base) - base : end - base])
         return b"".join(parts)
 
-    def _seal(self, index: int, last: bool, plain: memoryview, plain_size: int) -> bytes:
+    def _seal(self, index: int, last: bool, plain: memoryview) -> bytes:
         sealed = self._aead.encrypt(_nonce(index, last), plain, self.header)
         # Never let two different plaintexts out under one (key, nonce): remember
         # a prefix of each chunk's tag and refuse a chunk whose tag differs.
-        if self._sealed is None:
-            self._sealed = bytearray(4 * self._layout.chunks(plain_size))
-            self._sealed_size = plain_size
-        elif plain_size != self._sealed_size:
-            raise SourceChanged(f"plaintext size changed from {self._sealed_size} to {plain_size}")
         seen = self._sealed[4 * index : 4 * index + 4]
         tag = sealed[-TAG_SIZE : -TAG_SIZE + 4]
         if seen == b"\0\0\0\0":
