@@ -48,7 +48,9 @@ ops = st.lists(
 
 
 @pytest.mark.parametrize("kind", CODECS)
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(steps=ops)
 def test_random_writes_and_truncates_match_a_model(fd: int, kind: str, steps) -> None:
     codec = CODECS[kind]
@@ -135,7 +137,10 @@ def test_tampered_slots_are_detected(fd: int) -> None:
     codec = CODECS["encrypted"]
     codec.create(fd).pwrite(0, os.urandom(3 * C))
     clean = os.pread(fd, HEADER_SIZE + 3 * SLOT, 0)
-    slot0, slot1 = clean[HEADER_SIZE : HEADER_SIZE + SLOT], clean[HEADER_SIZE + SLOT : HEADER_SIZE + 2 * SLOT]
+    slot0, slot1 = (
+        clean[HEADER_SIZE : HEADER_SIZE + SLOT],
+        clean[HEADER_SIZE + SLOT : HEADER_SIZE + 2 * SLOT],
+    )
     for pos in range(HEADER_SIZE, HEADER_SIZE + SLOT):
         os.pwrite(fd, bytes([clean[pos] ^ 1]), pos)
         with pytest.raises(TamperedChunk):
