@@ -304,7 +304,7 @@ class _EncryptedObject:
             self._sealed_size = plain_size
         elif plain_size != self._sealed_size:
             raise SourceChanged(f"plaintext size changed from {self._sealed_size} to {plain_size}")
-        parts = [self.header[start:end]] if start < HEADER_SIZE else []
+        pieces = [self.header[start:end]] if start < HEADER_SIZE else []
         if end > HEADER_SIZE:
             c = layout.chunk_size
             n = layout.chunks(plain_size)
@@ -316,13 +316,14 @@ class _EncryptedObject:
                 raise SourceChanged(
                     f"read {len(plain)} bytes at {plain_from}, expected {plain_to - plain_from}"
                 )
-            sealed = [
-                self._seal(i, i == n - 1, plain[(i - first) * c : (i - first + 1) * c])
-                for i in range(first, last + 1)
-            ]
-            base = layout.chunk_start(first)
-            parts.append(b"".join(sealed)[max(start, base) - base : end - base])
-        return b"".join(parts)
+            for i in range(first, last + 1):
+                sealed = self._seal(i, i == n - 1, plain[(i - first) * c : (i - first + 1) * c])
+                at = layout.chunk_start(i)  # only the end chunks are cut: one copy in all
+                cut_from, cut_to = max(start - at, 0), min(end - at, len(sealed))
+                pieces.append(
+                    sealed[cut_from:cut_to] if cut_from or cut_to < len(sealed) else sealed
+                )
+        return b"".join(pieces)
 
     def _seal(self, index: int, last: bool, plain: memoryview) -> bytes:
         sealed = self._aead.encrypt(_nonce(index, last), plain, self.header)

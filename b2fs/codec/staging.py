@@ -167,7 +167,7 @@ class EncryptedStagingFile:
             else:  # read-modify-write of a partly written chunk
                 chunk = bytearray(next(self._read_chunks(index, index)))
                 chunk[lo - index * c : hi - index * c] = view[lo - offset : hi - offset]
-            slots.append(self._seal(index, chunk))
+            slots += self._seal(index, chunk)
         _pwrite_full(self.fd, b"".join(slots), HEADER_SIZE + first * self._slot)
         if end > self._size:
             self._set_size(end)
@@ -180,7 +180,9 @@ class EncryptedStagingFile:
             index, keep = divmod(self._size, self._chunk)
             chunk = bytearray(next(self._read_chunks(index, index)))
             chunk[keep:] = bytes(self._chunk - keep)
-            _pwrite_full(self.fd, self._seal(index, chunk), HEADER_SIZE + index * self._slot)
+            _pwrite_full(
+                self.fd, b"".join(self._seal(index, chunk)), HEADER_SIZE + index * self._slot
+            )
         self._set_size(size)
         self.drop_slots_past_end()
 
@@ -193,11 +195,13 @@ class EncryptedStagingFile:
         _pwrite_full(self.fd, size.to_bytes(8, "big"), SIZE_AT)
         self._size = size
 
-    def _seal(self, index: int, chunk: bytes | bytearray | memoryview) -> bytes:
+    def _seal(self, index: int, chunk: bytes | bytearray | memoryview) -> tuple[bytes, bytes]:
+        """The slot as (nonce, ciphertext || tag): kept apart, they are joined
+        once for the whole write (a copy less per chunk)."""
         nonce = os.urandom(NONCE_SIZE)
         while not any(nonce):  # an all-zero slot means a hole
             nonce = os.urandom(NONCE_SIZE)
-        return nonce + self._aead.encrypt(nonce, chunk, index.to_bytes(8, "big"))
+        return nonce, self._aead.encrypt(nonce, chunk, index.to_bytes(8, "big"))
 
     def _read_chunks(self, first: int, last: int) -> Iterator[bytes]:
         """The plaintext chunks first..last (a hole, or a slot past the end of
