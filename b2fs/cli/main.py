@@ -45,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
         else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if args.verbose < 3:
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request: only at -vvv
+
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -71,6 +71,7 @@ class MountOptions:
     max_readahead: int = 64 << 20
     max_request: int = 8 << 20  # largest single ranged GET
     download_concurrency: int = 8
+    io_timeout: float = 120.0  # a B2 call (with its retries) that takes longer fails: EIO
     # writes
     writeback_delay: float = 5.0
     upload_concurrency: int = 4
@@ -105,7 +106,9 @@ class MountOptions:
 
 _SIZES = {"block_size", "cache_size", "memory_cache", "max_readahead", "max_request",
           "large_file_threshold", "part_size"}  # fmt: skip
-_FLOATS = {"dir_cache_time", "attr_timeout", "entry_timeout", "negative_timeout",
+_FLOATS = {
+    "io_timeout",
+"dir_cache_time", "attr_timeout", "entry_timeout", "negative_timeout",
            "writeback_delay", "unmount_wait"}  # fmt: skip
 _INTS = {"uid", "gid", "download_concurrency", "upload_concurrency"}
 _BOOLS = {"allow_other", "hard_delete", "keep_attrs", "encrypt", "foreground", "debug"}

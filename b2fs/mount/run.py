@@ -88,10 +88,20 @@ def open_cache_dir(path: str) -> int:
 
 async def connect(creds: Credentials, source: Source, opts: MountOptions) -> tuple[Any, Any]:
     """Authorize and find the bucket; returns (client, bucket). Raises StartupError."""
-    from b2fs.b2 import B2Client, B2Error, BucketNotFound
+    from b2fs.b2 import B2Client, B2Error, BucketNotFound, RetryPolicy, Timeouts
     from b2fs.b2.errors import InvalidAuthToken, NetworkError, Unauthorized
 
-    client = B2Client(creds.key_id, creds.key, realm=creds.realm)
+    t = opts.io_timeout
+    client = B2Client(
+        creds.key_id,
+        creds.key,
+        realm=creds.realm,
+        retry=RetryPolicy(max_total=t),
+        timeouts=Timeouts(
+            connect=min(10.0, t), read=min(60.0, t), write=min(60.0, t), pool=t, call=t
+        ),
+    )
+
     await client.__aenter__()
     try:
         try:
@@ -153,54 +163,75 @@ async def serve(creds: Credentials, source: Source, mountpoint: str, opts: Mount
 
     cache_dir = opts.cache_dir or default_cache_dir(creds.realm, source)
     lock_fd = open_cache_dir(cache_dir)
-    client, bucket = await connect(creds, source, opts)
+    stop = _Stop()
     try:
-        mount = await assemble(client, bucket, source, cache_dir, opts)
-        try:
-            pyfuse3.init(mount.operations, mountpoint, fuse_options(source, opts))
-        except RuntimeError as e:
-            raise StartupError(
-                f"mounting on {mountpoint} failed ({e}); is /dev/fuse usable?"
-            ) from None
-        async with trio.open_nursery() as services:  # uploads and other background work
-            await mount.start(services)
-            by_signal = False
-            kernel_ended = False
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
+            client, bucket = await connect(creds, source, opts)
             try:
-                async with trio.open_nursery() as loop:
-                    mount.attach_request_nursery(loop)
-
-                    async def watch_signals() -> None:
-                        nonlocal by_signal
-                        with trio.open_signal_receiver(
-                            signal.SIGINT, signal.SIGTERM, signal.SIGHUP
-                        ) as sigs:
-                            async for signum in sigs:
-                                log.info(
-                                    "%s: unmounting %s", signal.Signals(signum).name, mountpoint
-                                )
-                                by_signal = True
-                                pyfuse3.terminate()
-                                return
-
-                    loop.start_soon(watch_signals)
-                    log.info("mounted %s on %s", source, mountpoint)
-                    ready()
-                    sdnotify.ready(f"mounted {source} on {mountpoint}")
-                    await pyfuse3.main()
-                    kernel_ended = not by_signal  # fusermount3 -u or umount
-                    loop.cancel_scope.cancel()
+                mount = await assemble(client, bucket, source, cache_dir, opts)
+                async with trio.open_nursery() as services:  # uploads and other background work
+                    services.start_soon(stop.watch, signals, mountpoint)
+                    await mount.start(services)
+                    await _run_fuse(mount, source, mountpoint, opts, ready, stop)
+                    with stop.drain:
+                        await mount.stop(opts.unmount_wait)
+                    services.cancel_scope.cancel()
             finally:
-                sdnotify.stopping()
-                pyfuse3.close(unmount=not kernel_ended)
-                log.info("unmounted %s", mountpoint)
-            with trio.CancelScope(shield=True):
-                await mount.stop(opts.unmount_wait)
-            services.cancel_scope.cancel()
+                with trio.CancelScope(shield=True):
+                    await client.aclose()
     finally:
-        with trio.CancelScope(shield=True):
-            await client.aclose()
         os.close(lock_fd)
+
+
+class _Stop:
+    """Signals: the first unmounts; another one while uploads drain stops waiting for them."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.fuse_running = False
+        self.drain = trio.CancelScope()
+
+    async def watch(self, signals: Any, mountpoint: str) -> None:
+        async for signum in signals:
+            name = signal.Signals(signum).name
+            if not self.requested:
+                self.requested = True
+                log.info("%s: unmounting %s", name, mountpoint)
+                if self.fuse_running:
+                    pyfuse3.terminate()
+            else:
+                log.warning(
+                    "%s again: not waiting for pending uploads (they stay in the journal)", name
+                )
+                self.drain.cancel()
+
+
+async def _run_fuse(mount: Any, source: Source, mountpoint: str, opts: MountOptions,
+                    ready: Callable[[], None], stop: _Stop) -> None:  # fmt: skip
+    """Mount, serve requests until unmounted or told to stop, unmount."""
+    if stop.requested:
+        return
+    try:
+        pyfuse3.init(mount.operations, mountpoint, fuse_options(source, opts))
+    except RuntimeError as e:
+        raise StartupError(f"mounting on {mountpoint} failed ({e}); is /dev/fuse usable?") from None
+    kernel_ended = False
+    try:
+        async with trio.open_nursery() as requests:
+            mount.attach_request_nursery(requests)
+            log.info("mounted %s on %s", source, mountpoint)
+            ready()
+            sdnotify.ready(f"mounted {source} on {mountpoint}")
+            stop.fuse_running = True
+            await pyfuse3.main()
+            stop.fuse_running = False
+            kernel_ended = not stop.requested  # fusermount3 -u or umount
+            requests.cancel_scope.cancel()
+    finally:
+        stop.fuse_running = False
+        sdnotify.stopping()
+        pyfuse3.close(unmount=not kernel_ended)
+        log.info("unmounted %s", mountpoint)
 
 
 def is_fuse_mounted(path: str) -> bool:

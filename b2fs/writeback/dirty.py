@@ -43,8 +43,11 @@ class DirtyFile:
         self.writers = 0  # open handles that may write
         self.due = 0.0  # trio.current_time() after which the upload may start
         self.uploading: trio.CancelScope | None = None
-        self.uploaded = trio.Event()  # set (and replaced) each time a generation lands
+        self.outcome = trio.Event()  # set (and replaced) after every upload attempt
+        self.failure_count = 0
         self.uploaded_generation = -1
+        self.forced = False  # fsync or unmount: upload even with writers
+
         self.deleted = False
 
     # -- what it is ----------------------------------------------------------------------
