@@ -138,8 +138,9 @@ class _Report:
             self.fd = None
 
     def fail(self, message: str) -> None:
-        log.error("%s", message)
         if self.fd is not None:
+            log.error("%s", message)
+
             os.write(self.fd, f"error {message}\n".encode())
             os.close(self.fd)
             self.fd = None

@@ -106,7 +106,7 @@ async def connect(creds: Credentials, source: Source, opts: MountOptions) -> tup
     try:
         try:
             account = await client.authorize()
-        except InvalidAuthToken:
+        except (InvalidAuthToken, Unauthorized):
             raise StartupError(
                 "B2 refused the application key (bad key id or key, or the key was deleted)"
             ) from None
