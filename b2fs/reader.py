@@ -149,11 +149,11 @@ class Reader:
     def _start(self, obj: ObjectRef, first: int, stop: int) -> _Fetch:
         """Start one download for blocks [first, stop) and register it for each block."""
         fetch = _Fetch()
-        for i in range(first, stop):
-            self._inflight[(obj.file_id, i)] = fetch
         if self._nursery is None:
             raise RuntimeError("Reader.attach() was not called")
         self._nursery.start_soon(self._run_fetch, obj, first, stop, fetch)
+        for i in range(first, stop):
+            self._inflight[(obj.file_id, i)] = fetch
         return fetch
 
     async def _run_fetch(self, obj: ObjectRef, first: int, stop: int, fetch: _Fetch) -> None:

@@ -18,6 +18,7 @@ from b2fs import __version__
 COMMANDS = {
     "serve": "serve",
     "mount": "mount",
+    "status": "status",
 }
 
 

@@ -45,11 +45,11 @@ class Mount:
     extra: dict[str, Any] = field(default_factory=dict)
 
     async def start(self, services: trio.Nursery) -> None:
+        """Downloads and uploads run in ``services``, which outlives the FUSE loop (the drain
+        at unmount may still need to fetch blocks)."""
+        self.reader.attach(services)
         if self.writeback is not None:
             await self.writeback.start(services)
-
-    def attach_request_nursery(self, nursery: trio.Nursery) -> None:
-        self.reader.attach(nursery)
 
     async def stop(self, wait: float) -> None:
         if self.writeback is not None:

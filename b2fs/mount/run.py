@@ -217,8 +217,7 @@ async def _run_fuse(mount: Any, source: Source, mountpoint: str, opts: MountOpti
         raise StartupError(f"mounting on {mountpoint} failed ({e}); is /dev/fuse usable?") from None
     kernel_ended = False
     try:
-        async with trio.open_nursery() as requests:
-            mount.attach_request_nursery(requests)
+        async with trio.open_nursery() as requests:  # the FUSE loop's own tasks
             log.info("mounted %s on %s", source, mountpoint)
             ready()
             sdnotify.ready(f"mounted {source} on {mountpoint}")

@@ -223,8 +223,14 @@ class WriteBack:
             now = trio.current_time()
             next_due = now + 3600
             for d in list(self.files.values()):
-                if d.uploading is not None or d.uploaded_generation == d.generation:
+                if d.uploading is not None:
                     continue
+                if d.uploaded_generation == d.generation:
+                    if d.writers == 0:  # uploaded while open, closed since: clean now
+                        self._remove(d)
+                        self._drop_local(d)
+                    continue
+
                 if d.writers and not d.forced:
                     continue
                 if d.due <= now:

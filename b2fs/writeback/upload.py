@@ -28,6 +28,14 @@ from b2fs.writeback.dirty import DirtyFile
 log = logging.getLogger(__name__)
 
 MAX_COPY_PART = 1 << 30  # server-side copies: big parts, few calls
+COPY_FILE_MAX = 5 * 1000**3  # b2_copy_file's limit
+KEEP_ON_COPY = ("b2fs-h",)
+REPLACED = (
+    "large_file_sha1",
+    "src_last_modified_millis",
+    "b2fs-journal",
+)  # an encrypted object's header stays valid when only metadata changes
+
 MAX_PARTS = 10_000
 
 
@@ -149,7 +157,11 @@ class Uploader:
 
     def file_info(self, d: DirtyFile, extra: dict[str, str] | None = None) -> dict[str, str]:
         r = d.record
-        info = {"src_last_modified_millis": str(r.mtime_ns // 1_000_000)}
+        # Metadata others set (b2-cache-control, ...) stays; what described the old bytes goes.
+        info = {
+            k: v for k, v in r.base_info.items() if not k.startswith("b2fs-") and k not in REPLACED
+        }
+        info["src_last_modified_millis"] = str(r.mtime_ns // 1_000_000)
         if r.kind == "symlink":
             info[TYPE_KEY] = "symlink"
         if self.keep_attrs:
@@ -171,6 +183,12 @@ class Uploader:
         ``save(record)`` persists the journal record (called as a large upload progresses).
         """
         r = d.record
+        if self._metadata_only(d) and r.base_stored_size <= COPY_FILE_MAX:
+            # Same bytes, new attributes: a server-side copy with the new file info.
+            kept = {k: v for k, v in r.base_info.items() if k in KEEP_ON_COPY}
+            return await self.client.copy_file(
+                r.base_file_id, r.stored, file_info={**self.file_info(d), **kept}
+            )
         if self.content.encrypted:
             await d.fill_range(0, r.size)
             encryptor = self.content.encryptor()
@@ -187,6 +205,16 @@ class Uploader:
             self.bytes_uploaded += source.size
             return version
         return await self._large(d, source, info, clean, save)
+
+    @staticmethod
+    def _metadata_only(d: DirtyFile) -> bool:
+        r = d.record
+        return (
+            r.base_file_id is not None
+            and not d.filled
+            and r.base_limit == r.size == r.base_plain_size
+            and r.large is None
+        )
 
     def _clean_runs(self, d: DirtyFile) -> list[tuple[int, int]]:
         r = d.record

@@ -71,8 +71,9 @@ class MountProcess:
 
     def command(self) -> list[str]:
         opts = ",".join(
-            k if v is True else f"{k}={v}" for k, v in self.options.items() if v is not False
+            k if v is True else f"{k}=0" if v is False else f"{k}={v}" for k, v in self.options.items()
         )
+
         cmd = [sys.executable, "-m", "b2fs", "-v", "mount", f"b2://{self.bucket}/{self.prefix}", str(self.path),
                "-f", "--cache-dir", str(self.cache_dir)]  # fmt: skip
         if opts:
@@ -116,26 +117,26 @@ class MountProcess:
                 if r.returncode == 0 or not is_mounted(self.path):
                     break
                 time.sleep(0.1)  # EBUSY: a file is still open for a moment
+        proc = self.proc
         try:
-            self.proc.wait(timeout=timeout)
+            proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.kill()
-        rc = self.proc.returncode
         self.proc = None
-        return rc
+        return proc.returncode
 
     def terminate(self, timeout: float = 60.0) -> int | None:
         """SIGTERM, as systemd stops the mount; waits for it to end."""
         if self.proc is None:
             return None
-        self.proc.send_signal(signal.SIGTERM)
+        proc = self.proc
+        proc.send_signal(signal.SIGTERM)
         try:
-            self.proc.wait(timeout=timeout)
+            proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.kill()
-        rc = self.proc.returncode
         self.proc = None
-        return rc
+        return proc.returncode
 
     def kill(self) -> None:
         """SIGKILL the mount process (a crash) and clear the dead mount."""
