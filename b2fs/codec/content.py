@@ -7,7 +7,7 @@ stores plaintext as is; ``EncryptedContentCodec`` implements format v1 of
 docs/encryption.md: a 45-byte header (magic, version, key id, salt), then
 chunks of ``chunk_size`` plaintext bytes, each sealed with AES-256-GCM under a
 per-object key derived from the salt (``keys.file_key``), nonce = chunk index
-(11 bytes, big-endian) || last-chunk flag, associated data = the header.
+(11 bytes, big-endian) || last-chunk flag, associated data = header || nonce.
 Neighbours: the vault builds the encrypted codec; the mount's reader, cache and
 writeback call it; it does no I/O of its own.
 """
@@ -284,9 +284,8 @@ class _EncryptedObject:
             if pos + size > len(view):
                 raise Truncated(index)
             try:
-                out.append(
-                    self._aead.decrypt(_nonce(index, last), view[pos : pos + size], self.header)
-                )
+                nonce = _nonce(index, last)
+                out.append(self._aead.decrypt(nonce, view[pos : pos + size], self.header + nonce))
             except InvalidTag:
                 raise TamperedChunk(index) from None
             pos += size
@@ -326,7 +325,8 @@ class _EncryptedObject:
         return b"".join(pieces)
 
     def _seal(self, index: int, last: bool, plain: memoryview) -> bytes:
-        sealed = self._aead.encrypt(_nonce(index, last), plain, self.header)
+        nonce = _nonce(index, last)
+        sealed = self._aead.encrypt(nonce, plain, self.header + nonce)
         # Never let two different plaintexts out under one (key, nonce): remember
         # a prefix of each chunk's tag and refuse a chunk whose tag differs.
         seen = self._sealed[4 * index : 4 * index + 4]

@@ -166,7 +166,7 @@ async def b2_list_buckets(c: Ctx, p: dict[str, Any]) -> dict[str, Any]:
         )
         if not named:
             raise Unauthorized("a bucket-restricted key must name its bucket in b2_list_buckets")
-    types = p.get("bucketTypes")
+    types = _json_field(p, "bucketTypes", list, [])
     out = []
     for r in rows:
         if bucket_id is not None and r["bucket_id"] != bucket_id:

@@ -37,7 +37,7 @@ def spec_seal(content_key: bytes, key_id: bytes, chunk: int, plain: bytes, salt:
     out = [header]
     for i, piece in enumerate(pieces):
         nonce = i.to_bytes(11, "big") + (b"\x01" if i == len(pieces) - 1 else b"\x00")
-        out.append(aead.encrypt(nonce, piece, header))
+        out.append(aead.encrypt(nonce, piece, header + nonce))
     return b"".join(out)
 
 
@@ -46,9 +46,9 @@ def spec_open(content_key: bytes, chunk: int, stored: bytes) -> bytes:
     aead = AESGCM(hkdf(content_key, b"b2fs v1 object", salt=header[13:45]))
     step = chunk + 16
     pieces = [body[i : i + step] for i in range(0, len(body), step)]
+    nonces = [i.to_bytes(11, "big") + bytes([i == len(pieces) - 1]) for i in range(len(pieces))]
     return b"".join(
-        aead.decrypt(i.to_bytes(11, "big") + bytes([i == len(pieces) - 1]), piece, header)
-        for i, piece in enumerate(pieces)
+        aead.decrypt(n, piece, header + n) for n, piece in zip(nonces, pieces, strict=True)
     )
 
 

@@ -133,3 +133,19 @@ def test_empty_file(raw: Raw, bucket: str) -> None:
     f = raw.upload(bucket, "empty", b"")
     r = raw.by_id(f["fileId"])
     assert r.status_code == 200 and r.content == b"" and r.headers["content-length"] == "0"
+
+
+def test_client_leaving_mid_download_stops_the_send(
+    server: LocalServer, raw: Raw, bucket: str
+) -> None:
+    import os
+
+    size = 40_000_000
+    f = raw.upload(bucket, "left.bin", os.urandom(size))
+    server.reset_counters()
+    url = f"{raw.realm}/b2api/v4/b2_download_file_by_id?fileId={f['fileId']}"
+    with httpx.stream("GET", url, headers={"Authorization": raw.token}) as r:
+        next(r.iter_raw(1 << 16))
+    raw.names(bucket)  # the server is still fine
+    sent = server.counters()["bytes_out"]
+    assert 0 < sent < size // 2

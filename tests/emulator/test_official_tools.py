@@ -115,17 +115,17 @@ def test_b2sdk(small_server: LocalServer, interface: str) -> None:
 
 
 def b2(env: dict[str, str], *args: str) -> str:
-    r = subprocess.run([sys.executable, "-m", "b2._internal.b2v4.__main__", *args] if False else
-                       [str(Path(sys.executable).parent / "b2"), *args],
-                       env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    r = subprocess.run([str(Path(sys.executable).parent / "b2"), *args], env=env, capture_output=True,
+                       text=True, timeout=60)  # fmt: skip
     assert r.returncode == 0, (args, r.stdout, r.stderr)
     return r.stdout
 
 
 def test_b2_cli(small_server: LocalServer, tmp_path: Path) -> None:
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "B2_ENVIRONMENT": small_server.realm,
-           "B2_ACCOUNT_INFO": str(tmp_path / "account"), "B2_ESCAPE_CONTROL_CHARACTERS": "0"}  # fmt: skip
-    b2(env, "account", "authorize", small_server.key_id, small_server.key)
+           "B2_ACCOUNT_INFO": str(tmp_path / "account"), "B2_ESCAPE_CONTROL_CHARACTERS": "0",
+           "B2_APPLICATION_KEY_ID": small_server.key_id, "B2_APPLICATION_KEY": small_server.key}  # fmt: skip
+    b2(env, "account", "authorize")  # keys from the environment, never on a command line
     name = f"cli-{uuid.uuid4().hex[:10]}"
     b2(env, "bucket", "create", name, "allPrivate")
     small, big = tmp_path / "small.txt", tmp_path / "big.bin"
@@ -166,8 +166,9 @@ def test_b2_cli(small_server: LocalServer, tmp_path: Path) -> None:
         "cli-key",
         "listBuckets,listFiles,readFiles",
     ).split()
-    env2 = {**env, "B2_ACCOUNT_INFO": str(tmp_path / "account2")}
-    b2(env2, "account", "authorize", key[0], key[1])
+    env2 = {**env, "B2_ACCOUNT_INFO": str(tmp_path / "account2"), "B2_APPLICATION_KEY_ID": key[0],
+            "B2_APPLICATION_KEY": key[1]}  # fmt: skip
+    b2(env2, "account", "authorize")
     assert b2(env2, "ls", "-r", f"b2://{name}/docs/").split() == ["docs/big.bin", "docs/small.txt"]
     r = subprocess.run([str(Path(sys.executable).parent / "b2"), "ls", "-r", f"b2://{name}"],
                        env=env2, capture_output=True, text=True, timeout=60)  # fmt: skip
