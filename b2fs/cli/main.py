@@ -19,6 +19,7 @@ COMMANDS = {
     "serve": "serve",
     "mount": "mount",
     "status": "status",
+    "encryption": "encryption",
 }
 
 

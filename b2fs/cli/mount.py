@@ -6,7 +6,9 @@ is what ``mount -t fuse.b2fs`` runs through mount.fuse3.  In the background
 (the default), the command returns once the mount is up, or prints why it
 could not start and exits 1; ``-f`` stays in the foreground (what systemd's
 ``Type=notify`` unit uses).  With ``--local DATA_DIR`` (or ``-o local=...``)
-an embedded local B2 server runs for the life of the mount.
+an embedded local B2 server runs for the life of the mount.  With ``-o
+encrypt`` the passphrase is read (``--passphrase-file``/``-o passphrase_file``,
+``$B2FS_PASSPHRASE``, or a prompt on the terminal) before forking.
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--local", metavar="DATA_DIR", help="run an embedded local B2 server on DATA_DIR"
     )
     p.add_argument("--credentials", metavar="FILE", help="credentials file (0600, KEY=value lines)")
+    p.add_argument("--passphrase-file", metavar="FILE",
+                   help="with -o encrypt: a 0600 file whose first line is the passphrase "
+                   "(else $B2FS_PASSPHRASE, else a prompt)")  # fmt: skip
     p.add_argument("--realm", help="B2 realm URL (default: $B2_ENVIRONMENT or production)")
     p.add_argument("--cache-dir", help="cache directory (default ~/.cache/b2fs/BUCKET-...)")
     p.add_argument("--log-file", help="log file in background mode (default CACHE_DIR/mount.log)")
@@ -54,12 +59,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def build_options(args: argparse.Namespace) -> MountOptions:
     opts = parse_options(",".join(args.options))
-    for name in ("local", "credentials", "realm", "cache_dir", "log_file"):
+    for name in ("local", "credentials", "realm", "cache_dir", "log_file", "passphrase_file"):
         value = getattr(args, name, None)
         if value:
             setattr(opts, name, value)
     if args.foreground:
         opts.foreground = True
+    opts.validate()
     return opts
 
 
@@ -75,16 +81,27 @@ def run(args: argparse.Namespace) -> int:
         return 2 if not isinstance(e, StartupError) else 1
     if opts.debug:
         logging.getLogger("b2fs").setLevel(logging.DEBUG)
+    passphrase = None
+    if opts.encrypt:  # before forking: a prompt needs the terminal
+        from b2fs.passphrase import PassphraseError, get_passphrase
+
+        try:
+            passphrase = get_passphrase(file=opts.passphrase_file, prompt=f"Passphrase for {source}: ",
+                                        file_hint="-o passphrase_file=FILE")  # fmt: skip
+        except PassphraseError as e:
+            print(f"b2fs: {e}", file=sys.stderr)
+            return 1
     report = _Report(sys.stderr)
     if not opts.foreground:
         forked = _daemonize(opts)
         if isinstance(forked, int):  # the parent: the child reported back
             return forked
         report = forked
-    return _mount(source, mountpoint, opts, report)
+    return _mount(source, mountpoint, opts, report, passphrase)
 
 
-def _mount(source: Any, mountpoint: str, opts: MountOptions, report: Any) -> int:
+def _mount(source: Any, mountpoint: str, opts: MountOptions, report: Any,
+           passphrase: str | None = None) -> int:  # fmt: skip
     import trio
 
     from b2fs.mount.run import StartupError, serve
@@ -97,7 +114,7 @@ def _mount(source: Any, mountpoint: str, opts: MountOptions, report: Any) -> int
             server, creds = start_local(opts.local, source.bucket)
         else:
             creds = _credentials(opts)
-        trio.run(serve, creds, source, mountpoint, opts, report.ok)
+        trio.run(serve, creds, source, mountpoint, opts, report.ok, passphrase)
         return 0
     except StartupError as e:
         report.fail(str(e))

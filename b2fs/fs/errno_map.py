@@ -6,7 +6,11 @@ errno; B2 client errors map by their B2 code and HTTP status; codec errors
 ENAMETOOLONG; ``OSError`` from local disk (a full staging area) keeps its
 errno.  Anything else is a bug: EIO, logged with its traceback.  Outcomes a
 program meets in normal use (ENOENT, EEXIST, ENOTEMPTY, ...) are logged at
-debug level only; the rest at warning, one line each.
+debug level only; the rest at warning, one line each.  An encrypted mount
+calls ``hide_messages(True)``: the vfs's messages name files by plaintext
+path, which must not reach a log file, so its lines give the error's type
+only (the reader and the write-back log their own lines, naming files by
+their stored B2 names).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any, TypeVar
 
 import pyfuse3
 
+from b2fs.codec.errors import CodecError, InvalidName, NameTooLong
 from b2fs.vfs.errors import FsError
 
 log = logging.getLogger("b2fs.fs")
@@ -49,15 +54,24 @@ def errno_of(exc: BaseException) -> int:
     code = getattr(exc, "code", None)
     if isinstance(code, str) and code in B2_CODES:
         return B2_CODES[code]
-    name = type(exc).__name__
-    if name in ("NameTooLong",):
+    if isinstance(exc, NameTooLong):
         return errno.ENAMETOOLONG
+    if isinstance(exc, InvalidName):
+        return errno.EINVAL
     if isinstance(exc, OSError) and exc.errno:
         return exc.errno
     return errno.EIO
 
 
 T = TypeVar("T")
+
+_hide_messages = False
+
+
+def hide_messages(on: bool) -> None:
+    """Log the type of vfs and codec errors, not their message (encrypted mounts)."""
+    global _hide_messages
+    _hide_messages = on
 
 
 def fuse_errors(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
@@ -71,24 +85,21 @@ def fuse_errors(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
             raise
         except Exception as e:
             err = errno_of(e)
-            known = (
-                isinstance(e, FsError | OSError) or hasattr(e, "code") or "Codec" in _mro_names(e)
-            )
+            known = isinstance(e, FsError | OSError | CodecError) or hasattr(e, "code")
+            text = type(e).__name__ if _hide_messages and isinstance(e, FsError | CodecError) else e
             if not known:
                 log.error("%s: unexpected %s", fn.__name__, type(e).__name__, exc_info=True)
             elif err in QUIET:
-                log.debug("%s: %s (%s)", fn.__name__, e, errno.errorcode.get(err, err))
+                log.debug("%s: %s (%s)", fn.__name__, text, errno.errorcode.get(err, err))
             else:
-                log.warning("%s: %s [%s]", fn.__name__, _one_line(e), errno.errorcode.get(err, err))
+                log.warning(
+                    "%s: %s [%s]", fn.__name__, _one_line(text), errno.errorcode.get(err, err)
+                )
             raise pyfuse3.FUSEError(err) from None
 
     return wrapper
 
 
-def _mro_names(e: BaseException) -> str:
-    return " ".join(c.__name__ for c in type(e).__mro__)
-
-
-def _one_line(e: BaseException) -> str:
+def _one_line(e: object) -> str:
     text = str(e) or type(e).__name__
     return " ".join(text.split())

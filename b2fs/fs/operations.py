@@ -11,6 +11,7 @@ import errno
 import logging
 import os
 import stat
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,6 +38,11 @@ class Operations(pyfuse3.Operations):
         self.changes = changes  # b2fs.vfs.changes.Changes, or None on a read-only mount
         self.status = status  # callable -> bytes (JSON) for the status xattr
         self.attrs = AttrMaker(fs.opts, fs.mounted_at_ns)
+        self.nfc = fs.ns.names.encrypted  # encrypted names are stored (and listed) in NFC
+
+    def _name(self, name: bytes) -> str:
+        text = decode_name(name)
+        return unicodedata.normalize("NFC", text) if self.nfc else text
 
     # -- metadata ------------------------------------------------------------------------
 
@@ -45,7 +51,7 @@ class Operations(pyfuse3.Operations):
         self, parent_inode: int, name: bytes, ctx: Any = None
     ) -> pyfuse3.EntryAttributes:
         parent = self.fs.inodes.get(parent_inode)
-        found = await self.fs.lookup(parent, decode_name(name))
+        found = await self.fs.lookup(parent, self._name(name))
         if found is None:
             return self.attrs.negative()
         node, entry = found
@@ -138,7 +144,7 @@ class Operations(pyfuse3.Operations):
         self, parent_inode: int, name: bytes, mode: int, flags: int, ctx: Any = None
     ) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
         parent = self.fs.inodes.get(parent_inode)
-        fh, node, entry = await self._changes().create(parent, decode_name(name), mode, flags, ctx)
+        fh, node, entry = await self._changes().create(parent, self._name(name), mode, flags, ctx)
         return pyfuse3.FileInfo(fh=fh, keep_cache=False), self._entry_reply(node, entry)
 
     @fuse_errors
@@ -171,16 +177,16 @@ class Operations(pyfuse3.Operations):
         self, parent_inode: int, name: bytes, mode: int, ctx: Any = None
     ) -> pyfuse3.EntryAttributes:
         parent = self.fs.inodes.get(parent_inode)
-        node, entry = await self._changes().mkdir(parent, decode_name(name), mode, ctx)
+        node, entry = await self._changes().mkdir(parent, self._name(name), mode, ctx)
         return self._entry_reply(node, entry)
 
     @fuse_errors
     async def rmdir(self, parent_inode: int, name: bytes, ctx: Any = None) -> None:
-        await self._changes().rmdir(self.fs.inodes.get(parent_inode), decode_name(name))
+        await self._changes().rmdir(self.fs.inodes.get(parent_inode), self._name(name))
 
     @fuse_errors
     async def unlink(self, parent_inode: int, name: bytes, ctx: Any = None) -> None:
-        await self._changes().unlink(self.fs.inodes.get(parent_inode), decode_name(name))
+        await self._changes().unlink(self.fs.inodes.get(parent_inode), self._name(name))
 
     @fuse_errors
     async def rename(
@@ -194,7 +200,7 @@ class Operations(pyfuse3.Operations):
     ) -> None:
         old = self.fs.inodes.get(parent_inode_old)
         new = self.fs.inodes.get(parent_inode_new)
-        await self._changes().rename(old, decode_name(name_old), new, decode_name(name_new), flags)
+        await self._changes().rename(old, self._name(name_old), new, self._name(name_new), flags)
 
     @fuse_errors
     async def symlink(
@@ -202,7 +208,7 @@ class Operations(pyfuse3.Operations):
     ) -> pyfuse3.EntryAttributes:
         parent = self.fs.inodes.get(parent_inode)
         node, entry = await self._changes().symlink(
-            parent, decode_name(name), os.fsdecode(target), ctx
+            parent, self._name(name), os.fsdecode(target), ctx
         )
         return self._entry_reply(node, entry)
 
@@ -220,7 +226,7 @@ class Operations(pyfuse3.Operations):
             raise FsError("B2 stores only files, directories and symbolic links", errno=errno.EPERM)
         parent = self.fs.inodes.get(parent_inode)
         fh, node, entry = await self._changes().create(
-            parent, decode_name(name), mode, os.O_WRONLY | os.O_EXCL, ctx
+            parent, self._name(name), mode, os.O_WRONLY | os.O_EXCL, ctx
         )
         await self._changes().release(fh)
         return self._entry_reply(node, entry)

@@ -1,10 +1,11 @@
 """Putting a mount together: codecs, caches, reader, namespace, writeback and operations.
 
-``assemble`` builds every part of a mount from an authorized client and its
-bucket; the returned ``Mount`` is started in the mount's service nursery
-(uploads), attached to the request nursery (downloads started by reads), and
-stopped after the FUSE loop ends (pending uploads get ``unmount_wait``
-seconds, with progress in the log).
+``assemble`` builds every part of a mount from an authorized client, its
+bucket and its codecs (plain, or the vault's: ``mount.vault``); the
+returned ``Mount`` is started in the mount's service nursery (uploads),
+attached to the request nursery (downloads started by reads), and stopped
+after the FUSE loop ends (pending uploads get ``unmount_wait`` seconds,
+with progress in the log).
 """
 
 from __future__ import annotations
@@ -67,12 +68,13 @@ class Mount:
         return json.dumps(out).encode()
 
 
-async def assemble(
-    client: Any, bucket: Any, source: Source, cache_dir: str, opts: MountOptions
-) -> Mount:
-    from b2fs.codec import plain_codecs
+async def assemble(client: Any, bucket: Any, source: Source, cache_dir: str, opts: MountOptions,
+                   codecs: tuple[Any, Any, Any] | None = None) -> Mount:  # fmt: skip
+    from b2fs.codec import VAULT_NAME, plain_codecs
+    from b2fs.fs import errno_map
 
-    content, names, staging = plain_codecs()
+    content, names, staging = codecs or plain_codecs()
+    errno_map.hide_messages(names.encrypted)  # they name files by plaintext path
     cache = BlockCache(cache_dir, opts.cache_size, opts.block_size)
     cache.open()
     reader = Reader(
@@ -92,6 +94,7 @@ async def assemble(
         names=names,
         content=content,
         ttl=opts.dir_cache_time,
+        hidden=frozenset({source.prefix + VAULT_NAME}),
     )
     namespace = Namespace(listings, names, source.prefix)
     fs = FileSystem(namespace, reader, opts)
@@ -99,7 +102,7 @@ async def assemble(
     mount.operations.status = mount.status
     if not opts.read_only:
         account = client.account
-        journal = Journal(os.path.join(cache_dir, "journal.sqlite"))
+        journal = Journal(os.path.join(cache_dir, "journal.sqlite"), seal=content)
         staging_dir = os.path.join(cache_dir, "staging")
         os.makedirs(staging_dir, mode=0o700, exist_ok=True)
         uploader = Uploader(

@@ -102,6 +102,8 @@ class MountOptions:
             raise OptionError("concurrency options must be at least 1")
         if not 0 <= self.umask <= 0o777:
             raise OptionError("umask must be an octal number up to 777")
+        if self.passphrase_file and not self.encrypt:
+            raise OptionError("passphrase_file is only used with -o encrypt")
 
 
 _SIZES = {"block_size", "cache_size", "memory_cache", "max_readahead", "max_request",

@@ -2,7 +2,8 @@
 
 Order of events: the mountpoint is checked; the B2 key is authorized; the
 bucket, the key's capabilities and its name-prefix restriction are checked
-(and, with ``-o encrypt``, the vault is opened); only then is the FUSE
+(and, with ``-o encrypt``, the vault is opened; without it, a prefix that
+has a vault is refused); only then is the FUSE
 mount made, and readiness reported (to the parent process in background
 mode, and to systemd with ``READY=1``).  Any failure before that point is a
 ``StartupError`` whose one-line message the CLI prints, with no mount left
@@ -20,7 +21,7 @@ import logging
 import os
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyfuse3
@@ -43,7 +44,7 @@ class StartupError(Exception):
 @dataclass
 class Credentials:
     key_id: str
-    key: str
+    key: str = field(repr=False)
     realm: str
 
 
@@ -157,9 +158,12 @@ def fuse_options(source: Source, opts: MountOptions) -> set[str]:
 
 
 async def serve(creds: Credentials, source: Source, mountpoint: str, opts: MountOptions,
-                ready: Callable[[], None]) -> None:  # fmt: skip
-    """Everything from authorize to unmount. ``ready`` is called once the mount is up."""
+                ready: Callable[[], None], passphrase: str | None = None) -> None:  # fmt: skip
+    """Everything from authorize to unmount. ``ready`` is called once the mount is up;
+    ``passphrase`` opens the vault of an encrypted mount (``-o encrypt``)."""
     from b2fs.mount.assemble import assemble
+    from b2fs.mount.vault import VaultRefused, mount_codecs
+    from b2fs.writeback.journal import JournalError
 
     cache_dir = opts.cache_dir or default_cache_dir(creds.realm, source)
     lock_fd = open_cache_dir(cache_dir)
@@ -168,7 +172,11 @@ async def serve(creds: Credentials, source: Source, mountpoint: str, opts: Mount
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
             client, bucket = await connect(creds, source, opts)
             try:
-                mount = await assemble(client, bucket, source, cache_dir, opts)
+                try:
+                    codecs = await mount_codecs(client, bucket, source, opts, passphrase)
+                    mount = await assemble(client, bucket, source, cache_dir, opts, codecs)
+                except (VaultRefused, JournalError) as e:
+                    raise StartupError(str(e)) from None
                 async with trio.open_nursery() as services:  # uploads and other background work
                     services.start_soon(stop.watch, signals, mountpoint)
                     await mount.start(services)

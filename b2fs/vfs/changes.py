@@ -69,7 +69,8 @@ class Changes:
         """(path, stored name, long info) for a name about to be created, or a clear error."""
         if parent.kind is not Kind.DIR:
             raise NotADirectory(f"{parent.path!r} is not a directory")
-        check_new_segment(name)
+        if not self.ns.names.encrypted:  # an encrypted name is checked by its codec (≤ 255 bytes)
+            check_new_segment(name)
         path = join(parent.path, name)
         stored, long_info = self.ns.encode(path)
         check_key(stored)
@@ -432,15 +433,18 @@ class Changes:
         old_stored = self.ns.stored_dir(old)
         new_stored = self.ns.stored_dir(new)
         top_long = self.ns.encode(new)[1]
+        moves = await self._tree_moves(old_stored, new_stored, top_long)  # refuses names too long
+        pending = {path: self.ns.encode(new + path[len(old) :]) for path in self.wb.files
+                   if path.startswith(old + "/")}  # fmt: skip
+        for stored, _ in pending.values():
+            check_key(stored)
         op = self.journal.add_op("rename_dir", {"old": old, "new": new, "old_stored": old_stored,
                                                 "new_stored": new_stored, "top_long": top_long})  # fmt: skip
-        for path, d in list(self.wb.files.items()):
-            if path.startswith(old + "/"):
-                await self.wb.supersede(d)
-                moved = new + path[len(old) :]
-                stored, long_info = self.ns.encode(moved)
-                self.wb.move(d, moved, stored, long_info)
-        await self.move_tree(old_stored, new_stored, top_long)
+        for path, (stored, long_info) in pending.items():
+            d = self.wb.files[path]
+            await self.wb.supersede(d)
+            self.wb.move(d, new + path[len(old) :], stored, long_info)
+        await self.move_tree(old_stored, new_stored, top_long, moves)
         self.journal.done_op(op)
         old_parent, old_name = split(old)
         new_parent, new_name = split(new)
@@ -449,28 +453,39 @@ class Changes:
         self.ns.listings.invalidate_below(old_stored)
         self.ns.listings.invalidate_below(new_stored)
 
-    async def move_tree(
-        self, old_stored: str, new_stored: str, top_long: dict[str, str] | None
-    ) -> None:
-        """Copy every name below ``old_stored`` to ``new_stored``, then remove it (idempotent:
-        a crash half-way is finished by running it again)."""
+    async def _tree_moves(self, old_stored: str, new_stored: str, top_long: dict[str, str] | None
+                          ) -> list[tuple[Any, str, dict[str, str] | None]]:  # fmt: skip
+        """(version, new name, new metadata or None) for every name below ``old_stored``;
+        NameTooLong, before anything moves, if one would pass B2's limit."""
         client = self.wb.uploader.client
         files = [f async for f in client.list_file_names(self.remote.bucket_id, prefix=old_stored)]
         markers = {f.file_name[: -len(DIR_MARKER)]: dict(f.file_info or {}) for f in files
                    if f.file_name.endswith(DIR_MARKER)}  # fmt: skip
+        moves = []
+        for f in files:
+            target, info = self._moved_name(old_stored, new_stored, f, markers, top_long)
+            check_key(target)
+            moves.append((f, target, info))
+        return moves
+
+    async def move_tree(self, old_stored: str, new_stored: str, top_long: dict[str, str] | None,
+                        moves: list[tuple[Any, str, dict[str, str] | None]] | None = None) -> None:  # fmt: skip
+        """Copy every name below ``old_stored`` to ``new_stored``, then remove it (idempotent:
+        a crash half-way is finished by running it again)."""
+        if moves is None:
+            moves = await self._tree_moves(old_stored, new_stored, top_long)
         if top_long:
             await self.remote.put_marker(new_stored, top_long)
         limiter = trio.CapacityLimiter(8)
         errors: list[BaseException] = []
 
-        async def one(f: Any) -> None:
+        async def one(f: Any, target: str, info: dict[str, str] | None) -> None:
             async with limiter:
                 try:
                     if f.size > COPY_FILE_MAX:
                         raise NotPermitted(
                             f"{f.file_name}: files over 5 GB cannot move with their directory yet"
                         )
-                    target, info = self._moved_name(old_stored, new_stored, f, markers, top_long)
                     await self.remote.copy(f.file_id, target, info)
                     await self.remote.remove(f.file_name)
                 except Exception as e:
@@ -478,8 +493,8 @@ class Changes:
                     errors.append(e)
 
         async with trio.open_nursery() as nursery:
-            for f in files:
-                nursery.start_soon(one, f)
+            for move in moves:
+                nursery.start_soon(one, *move)
         if errors:
             raise errors[0]
 
@@ -491,7 +506,7 @@ class Changes:
             return new_stored + rel, None
         # Encrypted names are bound to their parents: decode under the old tree, encode under the
         # new one.  A long directory name is in its marker's info; a file's in its own.
-        from b2fs.codec.names import LONG_INFO_KEY
+        from b2fs.codec import LONG_INFO_KEY, EncodedName, UndecodableName
 
         segments = rel.split("/")
         old_parent, new_parent = old_stored, new_stored
@@ -502,8 +517,11 @@ class Changes:
                 new_parent += seg
                 break
             info = dict(f.file_info or {}) if last else markers.get(old_parent + seg + "/")
-            name = self.ns.names.decode(self.ns.relative(old_parent), seg, info)
-            encoded = self.ns.names.encode(self.ns.relative(new_parent), name)
+            try:
+                name = self.ns.names.decode(self.ns.relative(old_parent), seg, info)
+                encoded = self.ns.names.encode(self.ns.relative(new_parent), name)
+            except UndecodableName:  # not this vault's (hidden in the mount): moves as it is
+                encoded = EncodedName(seg, None)
             old_parent += seg + "/"
             new_parent += encoded.segment + ("" if last else "/")
             long_info = encoded.long_info
@@ -518,6 +536,9 @@ class Changes:
         """Finish directory renames a crash interrupted."""
         for op_id, kind, args in self.journal.ops():
             if kind == "rename_dir":
-                log.info("journal: completing the rename of %s to %s", args["old"], args["new"])
+                names = (
+                    ("old", "new") if not self.ns.names.encrypted else ("old_stored", "new_stored")
+                )
+                log.info("journal: completing the rename of %s to %s", *(args[n] for n in names))
                 await self.move_tree(args["old_stored"], args["new_stored"], args.get("top_long"))
             self.journal.done_op(op_id)

@@ -134,7 +134,8 @@ class FileSystem:
     def _object(self, path: str, entry: Entry) -> ObjectRef:
         assert entry.remote is not None
         r = entry.remote
-        return ObjectRef(r.file_id, entry.size, r.stored_size, r.file_info, name=path)
+        shown = entry.stored if self.ns.names.encrypted else path  # no plaintext names in logs
+        return ObjectRef(r.file_id, entry.size, r.stored_size, r.file_info, name=shown)
 
     def handle(self, fh: int) -> FileHandle:
         handle = self.files.get(fh)

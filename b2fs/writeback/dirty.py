@@ -61,6 +61,12 @@ class DirtyFile:
         return self.record.size
 
     @property
+    def shown(self) -> str:
+        """How log lines name it: its path, or its B2 name in an encrypted mount (logs on disk
+        must not hold plaintext names)."""
+        return self.record.stored if self.reader.codec.encrypted else self.record.path
+
+    @property
     def kind(self) -> Kind:
         return Kind.SYMLINK if self.record.kind == "symlink" else Kind.FILE
 
@@ -69,7 +75,7 @@ class DirtyFile:
         if r.base_file_id is None or r.base_limit <= 0:
             return None
         return ObjectRef(
-            r.base_file_id, r.base_plain_size, r.base_stored_size, r.base_info, name=r.path
+            r.base_file_id, r.base_plain_size, r.base_stored_size, r.base_info, name=self.shown
         )
 
     def from_base(self, index: int) -> bool:

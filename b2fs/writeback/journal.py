@@ -9,7 +9,11 @@ A row is written (and the staging file fsynced) before ``close``/``fsync``
 or the operation returns, with ``synchronous=FULL``, so a crash of the
 process or the machine loses nothing acknowledged.  At the next mount the
 rows are replayed: uploads resume, renames complete, staging files with no
-row are removed.
+row are removed.  In an encrypted mount every row is sealed by the content
+codec (as a tiny object: a fresh salt per row), so the journal holds no
+plaintext path; a journal with rows this mount cannot read (written with
+or without encryption, or with another vault) is refused at start
+(``JournalError``), never dropped.
 """
 
 from __future__ import annotations
@@ -20,6 +24,15 @@ import sqlite3
 import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from b2fs.codec import b64
+
+SEALED = "sealed:"  # prefix of a row sealed by an encrypted mount
+
+
+class JournalError(Exception):
+    """A journal this mount cannot replay; the message says what to do."""
+
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -40,7 +53,7 @@ CREATE TABLE IF NOT EXISTS ops (
 class PendingRecord:
     """What must reach B2 for one pending file version (JSON in the ``pending`` table)."""
 
-    path: str  # plaintext mount path (for logs and the overlay after a restart)
+    path: str  # plaintext mount path, for the overlay after a restart (sealed when encrypted)
     stored: str  # B2 file name to upload to
     staging: str  # staging file name, in the staging directory
     size: int
@@ -63,8 +76,9 @@ class PendingRecord:
 
 
 class Journal:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, seal: Any = None) -> None:
         self.path = path
+        self.seal = seal if seal is not None and seal.encrypted else None  # a content codec
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         os.chmod(path, 0o600)
         self.db.execute("PRAGMA journal_mode=WAL")
@@ -76,22 +90,56 @@ class Journal:
             self.db.execute("INSERT INTO meta VALUES ('id', ?)", (self.id,))
         else:
             self.id = row[0]
+        self._check()
 
     def close(self) -> None:
         self.db.close()
 
+    # -- sealing (encrypted mounts) ------------------------------------------------------
+
+    def _dump(self, value: Any) -> str:
+        text = json.dumps(value, separators=(",", ":"))
+        if self.seal is None:
+            return text
+        raw = text.encode()
+        enc = self.seal.encryptor()
+        return SEALED + b64.encode(
+            enc.read_stored(lambda o, n: raw[o : o + n], len(raw), 0, enc.stored_size(len(raw)))
+        )
+
+    def _load(self, text: str) -> Any:
+        if self.seal is None or not text.startswith(SEALED):
+            if self.seal is not None or text.startswith(SEALED):
+                raise ValueError("sealed" if self.seal is None else "not sealed")
+            return json.loads(text)
+        blob = b64.decode(text[len(SEALED) :])
+        n = self.seal.header_size()
+        size = self.seal.plain_size(len(blob))
+        return json.loads(self.seal.decryptor(blob[:n]).decode(0, blob[n:], size))
+
+    def _check(self) -> None:
+        """Refuse a journal whose rows this mount cannot read (before anything is replayed)."""
+        rows = self.db.execute("SELECT record FROM pending UNION ALL SELECT args FROM ops")
+        for (text,) in rows.fetchall():
+            try:
+                self._load(text)
+            except Exception:  # noqa: BLE001 - any failure means: not ours to replay
+                how = "without encryption" if self.seal else "with encryption"
+                raise JournalError(
+                    f"the journal {self.path} holds pending changes this mount cannot read "
+                    f"(written {how}, or with another vault): mount as before so they "
+                    "upload, or use another cache directory"
+                ) from None
+
     # -- pending uploads -----------------------------------------------------------------
 
     def put(self, row_id: int | None, record: PendingRecord) -> int:
-        data = json.dumps(asdict(record), separators=(",", ":"))
+        data = self._dump(asdict(record))
+        path = record.path if self.seal is None else ""
         if row_id is None:
-            cur = self.db.execute(
-                "INSERT INTO pending (path, record) VALUES (?, ?)", (record.path, data)
-            )
+            cur = self.db.execute("INSERT INTO pending (path, record) VALUES (?, ?)", (path, data))
             return int(cur.lastrowid or 0)
-        self.db.execute(
-            "UPDATE pending SET path=?, record=? WHERE id=?", (record.path, data, row_id)
-        )
+        self.db.execute("UPDATE pending SET path=?, record=? WHERE id=?", (path, data, row_id))
         return row_id
 
     def delete(self, row_id: int) -> None:
@@ -99,13 +147,13 @@ class Journal:
 
     def pending(self) -> list[tuple[int, PendingRecord]]:
         rows = self.db.execute("SELECT id, record FROM pending ORDER BY id").fetchall()
-        return [(rid, PendingRecord(**json.loads(data))) for rid, data in rows]
+        return [(rid, PendingRecord(**self._load(data))) for rid, data in rows]
 
     # -- multi-step operations -----------------------------------------------------------
 
     def add_op(self, kind: str, args: dict[str, Any]) -> int:
         cur = self.db.execute(
-            "INSERT INTO ops (kind, args) VALUES (?, ?)", (kind, json.dumps(args))
+            "INSERT INTO ops (kind, args) VALUES (?, ?)", (kind, self._dump(args))
         )
         return int(cur.lastrowid or 0)
 
@@ -114,4 +162,4 @@ class Journal:
 
     def ops(self) -> list[tuple[int, str, dict[str, Any]]]:
         rows = self.db.execute("SELECT id, kind, args FROM ops ORDER BY id").fetchall()
-        return [(rid, kind, json.loads(args)) for rid, kind, args in rows]
+        return [(rid, kind, self._load(args)) for rid, kind, args in rows]

@@ -21,6 +21,7 @@ from typing import Any
 
 import trio
 
+from b2fs.codec.errors import CodecError
 from b2fs.reader import Reader
 from b2fs.vfs.entries import Entry, Remote, attrs_from_info, mtime_ns_of
 from b2fs.vfs.errors import FsError
@@ -269,7 +270,7 @@ class WriteBack:
             if d.row_id is not None:
                 self.journal.put(d.row_id, d.sync_record())
             log.warning("upload of %s failed (attempt %d, retrying in %.0fs): %s",
-                        d.path, d.record.attempts, backoff, d.record.last_error)  # fmt: skip
+                        d.shown, d.record.attempts, backoff, d.record.last_error)  # fmt: skip
             d.due = trio.current_time() + backoff
             d.failure_count += 1
             self._signal(d)
@@ -313,7 +314,7 @@ class WriteBack:
             await outcome.wait()
             if d.failure_count > failures:
                 raise UploadFailed(
-                    f"{d.path}: upload failed ({d.record.last_error}); it stays queued"
+                    f"{d.shown}: upload failed ({d.record.last_error}); it stays queued"
                 )
 
     # -- start and stop ------------------------------------------------------------------
@@ -322,18 +323,26 @@ class WriteBack:
         """Replay the journal: pending versions come back into the overlay and the queue."""
         known = set()
         for row_id, record in self.journal.pending():
+            shown = record.stored if self.staging_codec.encrypted else record.path
             path = os.path.join(self.staging_dir, record.staging)
             try:
                 fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
             except OSError as e:
                 log.error(
                     "journal: the staging file of %s is gone (%s): this change is lost",
-                    record.path,
+                    shown,
                     e,
                 )
                 self.journal.delete(row_id)
                 continue
-            staging = self.staging_codec.open(fd)
+            try:
+                staging = self.staging_codec.open(fd)
+            except CodecError as e:  # not a staging file of this mount's codec
+                os.close(fd)
+                log.error("journal: the staging file of %s cannot be read (%s): this change is lost",
+                          shown, e)  # fmt: skip
+                self.journal.delete(row_id)
+                continue
             d = DirtyFile(record, staging, fd, self.reader, self.block_size, row_id=row_id)
             old = self.files.get(record.path)
             if old is not None:  # two rows for one path: the later one wins
@@ -342,7 +351,7 @@ class WriteBack:
             self._add(d)
             d.due = 0
             known.add(record.staging)
-            log.info("journal: %s (%d bytes) is pending upload", record.path, record.size)
+            log.info("journal: %s (%d bytes) is pending upload", shown, record.size)
         for name in os.listdir(self.staging_dir):
             if name not in known:
                 os.unlink(os.path.join(self.staging_dir, name))

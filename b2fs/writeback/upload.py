@@ -11,7 +11,8 @@ its neighbour.  With encryption every rewrite is a new object under a new
 per-file key, so the whole file is uploaded (no copies).
 
 The plan and the parts done are kept in the journal record after each part,
-so after a crash the same large file resumes where it stopped.
+so after a crash the same large file resumes where it stopped (plain mounts;
+an encrypted one starts it over under a new key, see ``_large``).
 """
 
 from __future__ import annotations
@@ -238,7 +239,9 @@ class Uploader:
         r = d.record
         part_size = max(self.part_size, -(-source.size // MAX_PARTS), self.min_part)
         state = r.large
-        if state is not None and state.get("size") != source.size:
+        if state is not None and (state.get("size") != source.size or self.content.encrypted):
+            # An encrypted upload never resumes: its parts were sealed under the key of an
+            # encryptor that is gone (each attempt has a new one), so it starts over.
             await self._cancel(state)
             state = None
         if state is None:
