@@ -139,7 +139,9 @@ class Reader:
         await fetch.done.wait()
         data = fetch.blocks.get(index)
         if data is None:
-            raise _as_fs_error(fetch.error or FsError("download ended without the block"), obj)
+            raise _as_fs_error(
+                fetch.error or FsError("download ended without the block", plain_names=False), obj
+            )
         return data
 
     def _cached(self, obj: ObjectRef, index: int) -> bytes | None:
@@ -164,7 +166,8 @@ class Reader:
                 data = await self.client.download_range(obj.file_id, start, end - 1)
                 if len(data) != end - start:
                     raise FsError(
-                        f"{obj.name}: download returned {len(data)} bytes for a range of {end - start}"
+                        f"{obj.name}: download returned {len(data)} bytes for a range of {end - start}",
+                        plain_names=False,
                     )
                 self.downloads += 1
                 self.downloaded_bytes += len(data)
@@ -198,7 +201,9 @@ class Reader:
                 self.cache._forget(self.cache._key(obj.file_id, index), unlink=True)
                 log.error("%s: block %d failed to decrypt (%s: %s): tampered or corrupt object",
                           obj.name, index, type(e).__name__, e)  # fmt: skip
-                raise FsError(f"{obj.name}: block {index} failed to decrypt") from e
+                raise FsError(
+                    f"{obj.name}: block {index} failed to decrypt", plain_names=False
+                ) from e
         self._memory[(obj.file_id, index)] = plain
         return plain
 
@@ -216,7 +221,7 @@ class Reader:
             dec = self.codec.decryptor(header)
         except Exception as e:
             log.error("%s: header refused (%s: %s)", obj.name, type(e).__name__, e)
-            raise FsError(f"{obj.name}: bad encryption header") from e
+            raise FsError(f"{obj.name}: bad encryption header", plain_names=False) from e
         self._decryptors[obj.file_id] = dec
         if len(self._decryptors) > 1024:
             self._decryptors.popitem(last=False)
@@ -271,7 +276,9 @@ def _as_fs_error(error: BaseException, obj: ObjectRef) -> FsError:
         return error
     code = getattr(error, "code", None)
     if code in ("not_found", "file_not_present", "no_such_file"):
-        return Stale(f"{obj.name}: this version is gone from B2 ({code})")
-    err = FsError(f"{obj.name}: download failed: {type(error).__name__}: {error}")
+        return Stale(f"{obj.name}: this version is gone from B2 ({code})", plain_names=False)
+    err = FsError(
+        f"{obj.name}: download failed: {type(error).__name__}: {error}", plain_names=False
+    )
     err.__cause__ = error
     return err

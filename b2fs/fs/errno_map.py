@@ -7,10 +7,10 @@ ENAMETOOLONG; ``OSError`` from local disk (a full staging area) keeps its
 errno.  Anything else is a bug: EIO, logged with its traceback.  Outcomes a
 program meets in normal use (ENOENT, EEXIST, ENOTEMPTY, ...) are logged at
 debug level only; the rest at warning, one line each.  An encrypted mount
-calls ``hide_messages(True)``: the vfs's messages name files by plaintext
-path, which must not reach a log file, so its lines give the error's type
-only (the reader and the write-back log their own lines, naming files by
-their stored B2 names).
+calls ``hide_messages(True)``: messages that may name files by plaintext
+path (``FsError.plain_names``, codec errors) must not reach a log file, so
+their lines give the error's type only (the reader's and the write-back's
+errors name files by their stored B2 names, and are logged in full).
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ _hide_messages = False
 
 
 def hide_messages(on: bool) -> None:
-    """Log the type of vfs and codec errors, not their message (encrypted mounts)."""
+    """Log only the type of errors whose message may hold plaintext names (encrypted mounts)."""
     global _hide_messages
     _hide_messages = on
 
@@ -86,7 +86,8 @@ def fuse_errors(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
         except Exception as e:
             err = errno_of(e)
             known = isinstance(e, FsError | OSError | CodecError) or hasattr(e, "code")
-            text = type(e).__name__ if _hide_messages and isinstance(e, FsError | CodecError) else e
+            hide = isinstance(e, CodecError) or getattr(e, "plain_names", False)
+            text = type(e).__name__ if _hide_messages and hide else e
             if not known:
                 log.error("%s: unexpected %s", fn.__name__, type(e).__name__, exc_info=True)
             elif err in QUIET:

@@ -11,14 +11,21 @@ import errno as _errno
 
 
 class FsError(Exception):
-    """A failure with a definite errno; the message is logged, not shown to the program."""
+    """A failure with a definite errno; the message is logged, not shown to the program.
+
+    ``plain_names``: the message may name files by plaintext path, so an encrypted
+    mount does not log it (the reader's and the write-back's messages use stored names).
+    """
 
     errno: int = _errno.EIO
 
-    def __init__(self, message: str = "", *, errno: int | None = None) -> None:
+    def __init__(
+        self, message: str = "", *, errno: int | None = None, plain_names: bool = True
+    ) -> None:
         super().__init__(message)
         if errno is not None:
             self.errno = errno
+        self.plain_names = plain_names
 
 
 class NotFound(FsError):

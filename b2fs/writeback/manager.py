@@ -314,7 +314,8 @@ class WriteBack:
             await outcome.wait()
             if d.failure_count > failures:
                 raise UploadFailed(
-                    f"{d.shown}: upload failed ({d.record.last_error}); it stays queued"
+                    f"{d.shown}: upload failed ({d.record.last_error}); it stays queued",
+                    plain_names=False,
                 )
 
     # -- start and stop ------------------------------------------------------------------

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.mount.conftest import MountProcess
+from tests.mount.conftest import CRYPT_MODES, MountProcess
 
-pytestmark = [pytest.mark.mount, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.mount, pytest.mark.timeout(180), CRYPT_MODES]
 
 KB = 1024
 MB = 1024 * 1024
@@ -261,9 +261,13 @@ def test_what_b2_cannot_do_gets_posix_errors(mount_factory):
     with pytest.raises(OSError) as e:
         (m.path / ("n" * 256)).write_bytes(b"")
     assert e.value.errno == errno.ENAMETOOLONG
-    with pytest.raises(OSError) as e:
+    if m.encrypted:  # an encrypted name may hold control characters: B2 never sees them
         (m.path / "ctl\x01char").write_bytes(b"")
-    assert e.value.errno == errno.EINVAL
+        os.unlink(m.path / "ctl\x01char")
+    else:
+        with pytest.raises(OSError) as e:
+            (m.path / "ctl\x01char").write_bytes(b"")
+        assert e.value.errno == errno.EINVAL
     with pytest.raises(OSError) as e:
         os.rename(m.path / "d", m.path / "d/inside")
     assert e.value.errno == errno.EINVAL
@@ -279,11 +283,11 @@ def test_unlink_hides_and_hard_delete_deletes(mount_factory, b2sync, new_bucket_
     os.unlink(m.path / "soft.txt")
     m.unmount()
     bid = b2sync.bucket_id(bucket)
-    versions = b2sync.run(lambda c: c.versions_of(bid, "soft.txt"))
+    versions = b2sync.run(lambda c: c.versions_of(bid, b2sync.key("soft.txt")))
     assert [v.action for v in versions] == ["hide", "upload"]  # B2 keeps the version
     m2 = mount_factory(bucket, hard_delete=True)
     os.unlink(m2.path / "hard.txt")
-    assert b2sync.run(lambda c: c.versions_of(bid, "hard.txt")) == []
+    assert b2sync.run(lambda c: c.versions_of(bid, b2sync.key("hard.txt"))) == []
 
 
 def test_directories(mount_factory, b2sync, new_bucket_name):
