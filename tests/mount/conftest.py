@@ -338,9 +338,9 @@ class SyncB2:
 
     # -- contents ---------------------------------------------------------------------------
 
-    def read(self, bucket: str, name: str) -> bytes:
+    def read(self, bucket: str, name: str, raw: bool = False) -> bytes:
         bid = self.bucket_id(bucket)
-        stored = self.key(name)
+        stored = name if raw else self.key(name)
 
         async def read(c: B2Client) -> bytes:
             async for f in c.list_file_names(bid, prefix=stored):
@@ -349,7 +349,7 @@ class SyncB2:
             raise FileNotFoundError(name)
 
         data = self.run(read)
-        if self.vault is None:
+        if self.vault is None or raw:
             return data
         n = self.content.header_size()
         size = self.content.plain_size(len(data))
