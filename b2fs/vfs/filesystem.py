@@ -122,6 +122,7 @@ class FileSystem:
         keep = False
         if entry.local is not None:
             handle.local = entry.local
+            entry.local.readers += 1
         elif entry.remote is not None:
             handle.stream = ReadStream(self._object(node.path, entry))
             keep = node.page_cache_id == entry.remote.file_id
@@ -150,7 +151,12 @@ class FileSystem:
             pending = self.ns.overlay.entry(handle.node.path)
             local = pending.local if pending is not None else None
         if local is not None:
-            return await local.read(offset, size)
+            local.readers += 1  # keeps the staging file while the read runs
+            try:
+                return await local.read(offset, size)
+            finally:
+                local.readers -= 1
+                self.ns.overlay.reader_done(local)
         if handle.stream is None:
             return b""
         return await self.reader.read(handle.stream, offset, size)
@@ -159,6 +165,9 @@ class FileSystem:
         handle = self.files.pop(fh, None)
         if handle is not None:
             self.inodes.release(handle.node)
+            if handle.local is not None and not handle.writable:
+                handle.local.readers -= 1
+                self.ns.overlay.reader_done(handle.local)
         return handle
 
     async def readlink(self, node: Node) -> str:

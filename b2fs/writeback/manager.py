@@ -88,6 +88,11 @@ class WriteBack:
     def get(self, path: str) -> DirtyFile | None:
         return self.files.get(path)
 
+    def reader_done(self, d: DirtyFile) -> None:
+        """A read handle closed: a clean version may now leave the overlay."""
+        if d.readers == 0 and d.writers == 0 and d.uploaded_generation == d.generation:
+            self._wake.set()
+
     def _add(self, d: DirtyFile) -> None:
         self.files[d.path] = d
         parent, name = split(d.path)
@@ -186,7 +191,10 @@ class WriteBack:
 
     def _drop_local(self, d: DirtyFile) -> None:
         if d.row_id is not None:
-            self.journal.delete(d.row_id)
+            try:
+                self.journal.delete(d.row_id)
+            except OSError as e:  # a stale row only makes the next mount upload it again
+                log.warning("journal: cannot forget %s: %s", d.path, e)
             d.row_id = None
         d.close()
         try:
@@ -226,7 +234,7 @@ class WriteBack:
                 if d.uploading is not None:
                     continue
                 if d.uploaded_generation == d.generation:
-                    if d.writers == 0:  # uploaded while open, closed since: clean now
+                    if d.writers == 0 and d.readers == 0:  # uploaded while open, closed since
                         self._remove(d)
                         self._drop_local(d)
                     continue
@@ -267,7 +275,7 @@ class WriteBack:
             self.uploads_failed += 1
             backoff = min(MAX_BACKOFF, 2.0 ** min(d.record.attempts, 9))
             if d.row_id is not None:
-                self.journal.put(d.row_id, d.sync_record())
+                self._save_quietly(d)
             log.warning("upload of %s failed (attempt %d, retrying in %.0fs): %s",
                         d.path, d.record.attempts, backoff, d.record.last_error)  # fmt: skip
             d.due = trio.current_time() + backoff
@@ -283,12 +291,21 @@ class WriteBack:
             await self._hide_quietly(name)
         d.record.hide_after = []
         self.on_uploaded(d, version)
-        if d.generation == generation and d.writers == 0:
+        if d.generation == generation and d.writers == 0 and d.readers == 0:
             self._remove(d)
             self._drop_local(d)
         elif d.row_id is not None:
-            self.journal.put(d.row_id, d.sync_record())
+            self._save_quietly(d)
         self._signal(d)
+
+    def _save_quietly(self, d: DirtyFile) -> None:
+        """Record progress (attempts, errors, parts); failing to is logged, not fatal."""
+        if d.row_id is None:
+            return
+        try:
+            self.journal.put(d.row_id, d.sync_record())
+        except OSError as e:
+            log.warning("journal: cannot record the state of %s: %s", d.path, e)
 
     def _signal(self, d: DirtyFile) -> None:
         d.outcome.set()
@@ -352,8 +369,10 @@ class WriteBack:
         for d in self.files.values():
             d.writers = 0
             d.forced = True
-            if d.row_id is None or d.journaled_generation != d.generation:
+            try:
                 self.journal_now(d)
+            except OSError as e:  # still uploaded below; only a crash now would lose it
+                log.error("unmount: cannot journal %s: %s", d.path, e)
             d.due = 0
         self._wake.set()
         deadline = trio.current_time() + wait

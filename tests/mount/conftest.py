@@ -71,7 +71,8 @@ class MountProcess:
 
     def command(self) -> list[str]:
         opts = ",".join(
-            k if v is True else f"{k}=0" if v is False else f"{k}={v}" for k, v in self.options.items()
+            k if v is True else f"{k}=0" if v is False else f"{k}={v}"
+            for k, v in self.options.items()
         )
 
         cmd = [sys.executable, "-m", "b2fs", "-v", "mount", f"b2://{self.bucket}/{self.prefix}", str(self.path),
