@@ -410,8 +410,11 @@ class Changes:
             self._patch(old_parent, old_name, None)
             return
         info = self._copied_info(src, new_long)
+        args = {"file_id": src.remote.file_id, "src": src.stored, "dst": new_stored, "info": info}
+        op = self.journal.add_op("rename_file", args)
         version = await self.remote.copy(src.remote.file_id, new_stored, info)
         await self.remote.remove(src.stored)
+        self.journal.done_op(op)
         self._patch(old_parent, old_name, None)
         self._patch(new_parent, new_name, remote_entry(new_name, version, src.size, src.kind))
 
@@ -515,9 +518,18 @@ class Changes:
         return new_parent, info
 
     async def replay(self) -> None:
-        """Finish directory renames a crash interrupted."""
+        """Finish renames a crash interrupted (run at mount, before the mount is up)."""
+        from b2fs.b2.errors import NotFound as B2NotFound
+
         for op_id, kind, args in self.journal.ops():
             if kind == "rename_dir":
                 log.info("journal: completing the rename of %s to %s", args["old"], args["new"])
                 await self.move_tree(args["old_stored"], args["new_stored"], args.get("top_long"))
+            elif kind == "rename_file":
+                log.info("journal: completing the rename of %s to %s", args["src"], args["dst"])
+                try:  # copying again is harmless: the same bytes become the newest version
+                    await self.remote.copy(args["file_id"], args["dst"], args["info"])
+                except B2NotFound:
+                    log.warning("journal: %s is gone; its rename cannot be completed", args["src"])
+                await self.remote.remove(args["src"])
             self.journal.done_op(op_id)

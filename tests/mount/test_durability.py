@@ -254,3 +254,20 @@ def test_random_writes_truncates_appends_match_a_model(mount_factory, b2sync, ne
     assert b2sync.read(bucket, "model.bin") == final
     m.start()
     assert (m.path / "model.bin").read_bytes() == final
+
+
+def test_file_rename_interrupted_by_a_crash_completes(mount_factory, server, b2sync):
+    m = mount_factory(writeback_delay=0)
+    (m.path / "a.txt").write_bytes(b"renamed content")
+    m.unmount()
+    m.start()
+    server.set_faults([{"call": "b2_hide_file", "kinds": ["delay:3"], "probability": 1.0}])
+    proc = subprocess.Popen(["mv", str(m.path / "a.txt"), str(m.path / "b.txt")])
+    time.sleep(1.0)  # copied, not yet hidden
+    m.kill()
+    proc.wait(timeout=30)
+    server.clear_faults()
+    m.start()
+    assert os.listdir(m.path) == ["b.txt"]
+    assert (m.path / "b.txt").read_bytes() == b"renamed content"
+    assert b2sync.names(m.bucket) == ["b.txt"]
