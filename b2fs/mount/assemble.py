@@ -122,7 +122,6 @@ async def assemble(
             block_size=opts.block_size,
             delay=opts.writeback_delay,
             concurrency=opts.upload_concurrency,
-            on_uploaded=None,
         )
         namespace.overlay = wb
         changes = Changes(

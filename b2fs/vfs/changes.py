@@ -62,6 +62,7 @@ class Changes:
         self.opts = opts
         self.journal = wb.journal
         wb.on_uploaded = self._uploaded
+        wb.remove_name = remote.remove
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -102,12 +103,8 @@ class Changes:
 
     def _open_handle(self, node: Node, d: DirtyFile, flags: int) -> int:
         d.writers += 1
-        handle = FileHandle(node, flags, local=d, writable=True)
-        fh = next(self.fs._fh)
-        self.fs.files[fh] = handle
-        node.opens += 1
         node.page_cache_id = None
-        return fh
+        return self.fs.add_handle(FileHandle(node, flags, local=d, writable=True))
 
     async def _dirty_for(self, node: Node, entry: Entry, truncate: bool) -> DirtyFile:
         """The pending version of a file, made from its remote version when there is none."""
@@ -457,8 +454,12 @@ class Changes:
     ) -> None:
         """Copy every name below ``old_stored`` to ``new_stored``, then remove it (idempotent:
         a crash half-way is finished by running it again)."""
-        client = self.wb.uploader.client
-        files = [f async for f in client.list_file_names(self.remote.bucket_id, prefix=old_stored)]
+        files = [
+            f
+            async for f in self.remote.client.list_file_names(
+                self.remote.bucket_id, prefix=old_stored
+            )
+        ]
         markers = {f.file_name[: -len(DIR_MARKER)]: dict(f.file_info or {}) for f in files
                    if f.file_name.endswith(DIR_MARKER)}  # fmt: skip
         if top_long:

@@ -127,10 +127,13 @@ class FileSystem:
             handle.stream = ReadStream(self._object(node.path, entry))
             keep = node.page_cache_id == entry.remote.file_id
             node.page_cache_id = entry.remote.file_id
+        return self.add_handle(handle), keep
+
+    def add_handle(self, handle: FileHandle) -> int:
         fh = next(self._fh)
         self.files[fh] = handle
-        node.opens += 1
-        return fh, keep
+        handle.node.opens += 1
+        return fh
 
     def _object(self, path: str, entry: Entry) -> ObjectRef:
         assert entry.remote is not None

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
@@ -41,8 +42,7 @@ class UploadFailed(FsError):
 
 class WriteBack:
     def __init__(self, *, journal: Journal, staging_dir: str, staging_codec: Any, reader: Reader,
-                 uploader: Uploader, block_size: int, delay: float, concurrency: int,
-                 on_uploaded: Any) -> None:  # fmt: skip
+                 uploader: Uploader, block_size: int, delay: float, concurrency: int) -> None:  # fmt: skip
         self.journal = journal
         self.staging_dir = staging_dir
         self.staging_codec = staging_codec
@@ -50,7 +50,9 @@ class WriteBack:
         self.uploader = uploader
         self.block_size = block_size
         self.delay = delay
-        self.on_uploaded = on_uploaded  # callback(dirty, FileVersion): patch listings
+        # Set by the vfs: patch listings after an upload; remove a name (hide or delete).
+        self.on_uploaded: Callable[[DirtyFile, Any], None] = lambda d, version: None
+        self.remove_name: Callable[[str], Awaitable[None]] | None = None
         self.files: dict[str, DirtyFile] = {}
         self._by_parent: dict[str, dict[str, DirtyFile]] = {}
         self._implied: Counter[str] = Counter()  # directories with dirty files below them
@@ -224,7 +226,7 @@ class WriteBack:
             log.info(
                 "cancelling unfinished large file %s (%s) left by a crash", f.file_name, f.file_id
             )
-            await self.uploader._cancel({"file_id": f.file_id})
+            await self.uploader.cancel_large(f.file_id)
 
     async def _scheduler(self) -> None:
         while True:
@@ -287,8 +289,12 @@ class WriteBack:
         d.record.last_error = None
         d.uploaded_generation = generation
         d.forced = False
-        for name in d.record.hide_after:
-            await self._hide_quietly(name)
+        for name in d.record.hide_after:  # e.g. the source of a rename too big to copy at once
+            try:
+                if self.remove_name is not None:
+                    await self.remove_name(name)
+            except Exception as e:
+                log.warning("after uploading %s, removing %r failed: %s", d.path, name, e)
         d.record.hide_after = []
         self.on_uploaded(d, version)
         if d.generation == generation and d.writers == 0 and d.readers == 0:
@@ -311,12 +317,6 @@ class WriteBack:
         d.outcome.set()
         d.outcome = trio.Event()
         self._wake.set()
-
-    async def _hide_quietly(self, stored: str) -> None:
-        try:
-            await self.uploader.client.hide_file(self.uploader.bucket_id, stored)
-        except Exception as e:
-            log.debug("hiding %r: %s", stored, e)
 
     async def wait_uploaded(self, d: DirtyFile) -> None:
         """fsync: upload now, return when B2 holds this generation; UploadFailed after a failed try."""
