@@ -30,6 +30,7 @@ import httpx
 from b2fs import __version__
 from b2fs.b2.errors import (
     B2Error,
+    CertificateError,
     InvalidAuthToken,
     NetworkError,
     Unauthorized,
@@ -187,6 +188,8 @@ class Core:
                     await resp.aread()
                     await resp.aclose()
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as e:
+            if _caused_by(e, ssl.SSLCertVerificationError):
+                raise CertificateError(f"{type(e).__name__}: {e}", call=call, sent=False) from e
             raise NetworkError(f"{type(e).__name__}: {e}", call=call, sent=False) from e
         except httpx.TransportError as e:
             raise NetworkError(f"{type(e).__name__}: {e}", call=call) from e
@@ -416,6 +419,15 @@ class Core:
 
     def _forget_upload_urls(self, target: str) -> None:
         self._upload_urls.pop(target, None)
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, kind):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _ssl_context(
