@@ -11,7 +11,6 @@ import anyio
 import anyio.abc
 import pytest
 from anyio.abc import TaskGroup
-
 from anyio.streams.tls import TLSListener
 
 from b2fs import __version__
@@ -146,10 +145,10 @@ async def test_ca_bundle_and_client_certificate(
 
     async def handle(stream: anyio.abc.ByteStream) -> None:
         try:  # a failure here must not end the listener
-            async with stream, await anyio.connect_tcp("127.0.0.1", upstream_port) as up:
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(pump, stream, up, tg)
-                    tg.start_soon(pump, up, stream, tg)
+            up = await anyio.connect_tcp("127.0.0.1", upstream_port)
+            async with stream, up, anyio.create_task_group() as tg:
+                tg.start_soon(pump, stream, up, tg)
+                tg.start_soon(pump, up, stream, tg)
         except Exception:  # noqa: BLE001
             pass
 
