@@ -103,7 +103,7 @@ def as_source(data: object) -> UploadSource | StreamReader:
         return BytesSource(data)
     if isinstance(data, str | os.PathLike):
         return PathSource(data)
-    if isinstance(data, UploadSource):
+    if isinstance(data, UploadSource | StreamReader):
         return data
     if isinstance(data, AsyncIterable):
         return StreamReader(data)

@@ -162,7 +162,7 @@ class Uploads(Calls):
     async def upload_stream(
         self, bucket_id: str, file_name: str, stream: AsyncIterable[bytes], **kw: Any
     ) -> FileVersion:
-        return await self.upload(bucket_id, file_name, StreamReader(stream), **kw)
+        return await self.upload(bucket_id, file_name, stream, **kw)
 
     # -- planning -------------------------------------------------------------------------------
     async def _part_size(self, size: int | None, requested: int | None) -> int:
