@@ -26,6 +26,7 @@ class LossyRelay:
         self.lost: Counter[str] = Counter()
         self.connections = 0
         self.heads: list[bytes] = []  # the start of each request seen
+        self.strip_range = False  # play a proxy that drops Range headers
         self.port = 0
 
     @property
@@ -52,6 +53,9 @@ class LossyRelay:
                         self.lose[name] -= 1
                         losing.append(name)
                         break
+                if self.strip_range:
+                    data = data.replace(b"\r\nrange:", b"\r\nx-no-range:")
+                    data = data.replace(b"\r\nRange:", b"\r\nX-No-Range:")
                 await upstream.send(data)
             await upstream.send_eof()
 
