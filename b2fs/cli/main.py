@@ -17,6 +17,8 @@ from b2fs import __version__
 # sub-command name -> module under b2fs.cli
 COMMANDS = {
     "serve": "serve",
+    "bucket": "bucket",
+    "key": "key",
 }
 
 
