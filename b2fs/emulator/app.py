@@ -107,11 +107,11 @@ class Response:
 
 
 class DropFilter(logging.Filter):
-    """Hide uvicorn's traceback for connections we drop on purpose."""
+    """Hide uvicorn's traceback for connections we drop on purpose or the client left."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        return not isinstance(exc, transfer.DropConnection)
+        return not isinstance(exc, transfer.DropConnection | transfer.Disconnected)
 
 
 @dataclass
@@ -421,10 +421,14 @@ class App:
         watcher = asyncio.ensure_future(self._watch_disconnect(req, disconnected))
         try:
             limit = max(1, length // 2) if fault is not None and fault.drop else None
-            sent = await transfer.send_content(
-                resp._send, self.store, transfer.blobs_of(row), start, end, disconnected, limit
+
+            async def counted(msg: dict[str, Any]) -> None:
+                self.counters.bytes_out += len(msg["body"])
+                await resp._send(msg)
+
+            await transfer.send_content(
+                counted, self.store, transfer.blobs_of(row), start, end, disconnected, limit
             )
-            self.counters.bytes_out += sent
             if limit is not None:
                 raise transfer.DropConnection()
             await resp.body(b"")
@@ -455,7 +459,7 @@ class App:
             self.counters.reset()
             return await resp.json(200, self.counters.snapshot())
         if what == "faults" and req.method == "POST":
-            self.faults.set(body.get("rules", []) if isinstance(body, dict) else body)
+            self.faults.set(body)
             return await resp.json(200, {"rules": len(self.faults.rules)})
         if what == "faults" and req.method == "DELETE":
             self.faults.set([])

@@ -233,10 +233,10 @@ class Store:
         return self.db.execute("SELECT * FROM buckets ORDER BY name").fetchall()
 
     def update_bucket(self, bucket_id: str, changes: dict[str, Any]) -> None:
-        cols = ", ".join(f"{k}=?" for k in changes)
+        cols = "".join(f", {k}=?" for k in changes)
         with self.tx() as db:
             db.execute(
-                f"UPDATE buckets SET {cols}, revision=revision+1 WHERE bucket_id=?",
+                f"UPDATE buckets SET revision=revision+1{cols} WHERE bucket_id=?",
                 (*changes.values(), bucket_id),
             )
 

@@ -169,6 +169,8 @@ async def send_content(
                 if not chunk:
                     raise OSError(f"blob {blob} is shorter than recorded")
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await asyncio.sleep(0)  # let the disconnect watcher run: a send to a
+                # closed connection returns at once without yielding
                 done += len(chunk)
                 sent += len(chunk)
         finally:
