@@ -51,6 +51,7 @@ REALMS = {
     "staging": "https://api.backblaze.net",
     "dev": "http://api.backblazeb2.xyz:8180",
 }
+READ_SIZE = 256 * 1024  # bytes per socket read (see _bigger_reads)
 USER_AGENT = f"b2fs/{__version__} (python {platform.python_version()}; httpx {httpx.__version__})"
 
 
@@ -127,6 +128,7 @@ class Core:
 
     def _session(self) -> httpx.AsyncClient:
         if self._http is None:
+            _bigger_reads()
             a = self._http_args
             t = self.timeouts
             limits = httpx.Limits(
@@ -419,6 +421,20 @@ class Core:
 
     def _forget_upload_urls(self, target: str) -> None:
         self._upload_urls.pop(target, None)
+
+
+def _bigger_reads() -> None:
+    """httpcore receives 64 KiB per read; at loopback or LAN rates the per-read cost
+    of h11 and the event loop then bounds downloads (measured: 1 stream ≈ 550 MB/s at
+    64 KiB, ≈ 700-800 MB/s at 256 KiB-1 MiB). The setting is a class attribute of
+    httpcore's HTTP/1.1 connection, so it applies to the whole process; it is only a
+    ceiling per read, harmless for other users."""
+    try:
+        from httpcore._async.http11 import AsyncHTTP11Connection
+    except ImportError:  # a future httpcore: keep its default
+        return
+    if getattr(AsyncHTTP11Connection, "READ_NUM_BYTES", 0) < READ_SIZE:
+        AsyncHTTP11Connection.READ_NUM_BYTES = READ_SIZE
 
 
 def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:

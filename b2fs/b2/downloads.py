@@ -190,21 +190,26 @@ class DownloadStream:
                     if self._skip:
                         drop = min(self._skip, len(chunk))
                         chunk, self._skip = chunk[drop:], self._skip - drop
-                    chunk = chunk[: total - self._received]
+                    left = total - self._received
+                    if len(chunk) >= left:
+                        chunk = chunk[:left]
                     if not chunk:
-                        if self._received >= total:
+                        if left <= 0:
                             break
                         continue
+                    n = len(chunk)
                     if throttle is not None:
-                        await throttle.take(len(chunk))
+                        await throttle.take(n)
                     if self._hasher is not None:
                         self._hasher.update(chunk)
-                    self._received += len(chunk)
-                    client.stats.bytes_downloaded += len(chunk)
+                    self._received += n
+                    client.stats.bytes_downloaded += n
                     failures = 0
                     if self._progress is not None:
                         self._progress(self._received, total)
                     yield chunk
+                    if n == left:
+                        break
                 if self._received < total:
                     raise NetworkError("connection closed early", call=self._call)
             except (httpx.TransportError, NetworkError) as e:
@@ -235,10 +240,7 @@ class DownloadStream:
         self.sha1_verified = True
 
     async def read_all(self) -> bytes:
-        buf = bytearray()
-        async for chunk in self:
-            buf += chunk
-        return bytes(buf)
+        return b"".join([chunk async for chunk in self])
 
 
 class Downloads(Calls):
