@@ -39,13 +39,14 @@ class Credentials:
 
 
 def parse_environment_file(text: str) -> dict[str, str]:
-    """``KEY=value`` lines as systemd reads them (comments, blank lines, quotes)."""
+    """``KEY=value`` lines as systemd reads them (comments, blank lines, quotes; a
+    shell-style ``export`` prefix is accepted too, so the file can be sourced)."""
     out: dict[str, str] = {}
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line[0] in "#;":
             continue
-        name, sep, value = line.partition("=")
+        name, sep, value = line.removeprefix("export ").partition("=")
         name, value = name.strip(), value.strip()
         if not sep or not name.replace("_", "a").isalnum() or name[0].isdigit():
             raise CredentialsError(f"line {number}: expected KEY=value")

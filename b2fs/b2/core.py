@@ -229,7 +229,9 @@ class Core:
 
         After an ambiguous failure (the request may have taken effect), ``recover`` is
         asked first whether the effect is there; if it returns a result, that is the
-        answer and no second request is sent (no duplicate version, no false error).
+        answer and no second request is sent (no duplicate version). Errors raised
+        carry ``after_ambiguous`` so that a caller can tell "already done by my first
+        attempt" from a real refusal (no false error).
         """
         policy = self.retry
         limit = policy.max_transfer_attempts if transfer else policy.max_attempts
@@ -241,8 +243,7 @@ class Core:
                 if ambiguous and recover is not None:
                     found = await recover()
                     if found is not None:
-                        self.stats.recoveries += 1
-                        self._emit(ClientEvent("recovered", call, failures))
+                        self._recovered(call, failures)
                         return found
                 return await attempt()
             except B2Error as e:
@@ -269,6 +270,10 @@ class Core:
                     ClientEvent("retry", call, failures, delay, f"{type(e).__name__} {e.code}")
                 )
                 await anyio.sleep(delay)
+
+    def _recovered(self, call: str, attempt: int = 0) -> None:
+        self.stats.recoveries += 1
+        self._emit(ClientEvent("recovered", call, attempt))
 
     # -- authorization ------------------------------------------------------------------------------
     async def authorize(self) -> Account:

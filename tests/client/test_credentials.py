@@ -27,7 +27,7 @@ def test_file_in_systemd_syntax(tmp_path: Path) -> None:
     c = load_credentials(str(write(tmp_path / "creds", FILE)), None, environ={})
     assert c == Credentials("0012ab", "K001secret", "http://127.0.0.1:9", str(tmp_path / "creds"))
     assert "K001secret" not in repr(c)
-    assert parse_environment_file("A=1\nB= 'x y' \n") == {"A": "1", "B": "x y"}
+    assert parse_environment_file("A=1\nB= 'x y' \nexport C=3") == {"A": "1", "B": "x y", "C": "3"}
 
 
 @pytest.mark.parametrize("mode", [0o640, 0o604, 0o660, 0o644])

@@ -38,7 +38,7 @@ async def test_lost_finish(rclient: B2Client, relay: LossyRelay, bucket: Bucket)
     relay.lose["b2_finish_large_file"] = 1
     data = bytes(range(256)) * 20
     f = await rclient.upload_bytes(bucket.bucket_id, "big", data, part_size=1000)
-    assert relay.lost["b2_finish_large_file"] == 1
+    assert relay.lost["b2_finish_large_file"] == 1 and rclient.stats.recoveries == 1
     assert f.action == "upload" and f.size == len(data)
     assert await _versions(rclient, bucket, "big") == ["upload"]
     assert await rclient.download_bytes(file_id=f.file_id) == data
@@ -59,6 +59,7 @@ async def test_lost_hide(rclient: B2Client, relay: LossyRelay, bucket: Bucket) -
     relay.lose["b2_hide_file"] = 1
     marker = await rclient.hide_file(bucket.bucket_id, "h")  # no false AlreadyHidden
     assert relay.lost["b2_hide_file"] == 1 and marker.action == "hide"
+    assert [e.kind for e in rclient.events] == ["retry", "recovered"]
     assert await _versions(rclient, bucket, "h") == ["hide", "upload"]
 
 

@@ -14,7 +14,15 @@ from anyio.abc import TaskGroup
 from anyio.streams.tls import TLSListener
 
 from b2fs import __version__
-from b2fs.b2 import B2Client, CertificateError, ClientEvent, NetworkError, Unauthorized
+from b2fs.b2 import (
+    B2Client,
+    B2Error,
+    CertificateError,
+    ClientEvent,
+    NetworkError,
+    RetryPolicy,
+    Unauthorized,
+)
 from b2fs.emulator.process import LocalServer
 
 from .helpers import FAST_RETRY, make_client_for, unique_bucket_name
@@ -182,3 +190,25 @@ async def test_http2_option_still_talks_to_an_http1_server(psrv: LocalServer) ->
     pytest.importorskip("h2")
     async with make_client_for(psrv, http2=True) as c:
         assert (await c.authorize()).account_id
+
+
+async def test_raw_call_for_any_api_name(client: B2Client, psrv: LocalServer) -> None:
+    account = await client.authorize()
+    d = await client.call("b2_list_buckets", {"accountId": account.account_id, "bucketName": None})
+    assert isinstance(d["buckets"], list)
+    with pytest.raises(B2Error) as err:
+        await client.call("b2_no_such_call", {})
+    assert err.value.status in (400, 404) and client.stats.retries == 0
+
+
+async def test_nothing_listening_is_a_network_error_after_bounded_retries() -> None:
+    import socket
+
+    with socket.socket() as s:  # a port that was free a moment ago
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    policy = RetryPolicy(max_attempts=3, initial_delay=0.01)
+    async with B2Client("id", "key", f"http://127.0.0.1:{port}", retry=policy) as c:
+        with pytest.raises(NetworkError) as err:
+            await c.authorize()
+    assert err.value.attempts == 3 and not err.value.sent and c.stats.retries == 2
