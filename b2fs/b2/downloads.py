@@ -185,8 +185,11 @@ class DownloadStream:
             try:
                 if self._resp is None:
                     await self._open()
-                assert self._resp is not None
-                async for chunk in self._resp.aiter_raw():
+                resp = self._resp
+                assert resp is not None
+                # a 200 (Range ignored) sends the whole file: stop at the end of the range
+                trimmed = resp.status_code == 200 and self.file.range_end < self.file.size - 1
+                async for chunk in resp.aiter_raw():
                     if self._skip:
                         drop = min(self._skip, len(chunk))
                         chunk, self._skip = chunk[drop:], self._skip - drop
@@ -208,7 +211,7 @@ class DownloadStream:
                     if self._progress is not None:
                         self._progress(self._received, total)
                     yield chunk
-                    if n == left:
+                    if n == left and trimmed:
                         break
                 if self._received < total:
                     raise NetworkError("connection closed early", call=self._call)

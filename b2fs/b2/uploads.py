@@ -29,6 +29,7 @@ from b2fs.b2.wire import file_info_with_mtime, upload_headers
 
 MAX_SMALL_FILE = 5_000_000_000
 MAX_PARTS = 10_000
+CLEANUP_TIMEOUT = 10.0  # seconds to cancel an abandoned large file, even when cancelled
 
 Progress = Callable[[int, int | None], None]  # (bytes done, total or None)
 StateCallback = Callable[[LargeFileUploadState], Awaitable[None] | None]
@@ -387,7 +388,7 @@ class Uploads(Calls):
             return await self.finish_large_file(state.file_id, state.parts)
         except BaseException:
             if on_state is None and resume is None:  # nobody can resume it: clean up
-                with anyio.CancelScope(shield=True):
+                with anyio.move_on_after(CLEANUP_TIMEOUT, shield=True):
                     try:
                         await self.cancel_large_file(state.file_id)
                     except B2Error:
