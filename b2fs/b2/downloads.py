@@ -284,10 +284,14 @@ class Downloads(Calls):
             with anyio.CancelScope(shield=True):
                 await stream.aclose()
 
-    async def download_range(self, file_id: str, start: int, end_inclusive: int) -> bytes:
+    async def download_range(
+        self, file_id: str, start: int, end_inclusive: int, *, progress: Progress | None = None
+    ) -> bytes:
         """Bytes ``start..end_inclusive`` of a file version, in one ranged GET (fewer
         only when the file ends sooner; ``RangeNotSatisfiable`` past the end)."""
-        async with self.download_stream(file_id=file_id, range=(start, end_inclusive)) as s:
+        async with self.download_stream(
+            file_id=file_id, range=(start, end_inclusive), progress=progress
+        ) as s:
             return await s.read_all()
 
     async def download_bytes(
@@ -297,6 +301,7 @@ class Downloads(Calls):
         bucket_name: str | None = None,
         file_name: str | None = None,
         authorization: Authorization = None,
+        progress: Progress | None = None,
     ) -> bytes:
         """A whole file in memory, SHA-1 checked."""
         async with self.download_stream(
@@ -304,6 +309,7 @@ class Downloads(Calls):
             bucket_name=bucket_name,
             file_name=file_name,
             authorization=authorization,
+            progress=progress,
         ) as s:
             return await s.read_all()
 

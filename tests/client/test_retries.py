@@ -117,6 +117,23 @@ async def test_call_timeout(psrv: LocalServer) -> None:
         assert anyio.current_time() - t0 < 1.5
 
 
+async def test_read_timeout_on_a_stalled_download(
+    client: B2Client, bucket: Bucket, psrv: LocalServer
+) -> None:
+    f = await client.upload_bytes(bucket.bucket_id, "f", b"data")
+    psrv.set_faults([{"call": "b2_download_file_by_id", "sequence": ["delay:3", "delay:3"]}])
+    async with make_client_for(
+        psrv,
+        timeouts=Timeouts(read=0.3),
+        retry=RetryPolicy(max_transfer_attempts=2, initial_delay=0.01),
+    ) as c:
+        await c.authorize()
+        t0 = anyio.current_time()
+        with pytest.raises(NetworkError, match="ReadTimeout"):
+            await c.download_range(f.file_id, 0, 3)
+        assert anyio.current_time() - t0 < 1.5
+
+
 async def test_bandwidth_limits(psrv: LocalServer, bucket: Bucket) -> None:
     data = os.urandom(100_000)
     async with make_client_for(psrv, upload_limit=200_000, download_limit=200_000) as c:
