@@ -6,9 +6,11 @@ with the client process's peak RSS. Prints a table.
         [--repeat 2] [--backend trio|asyncio]
 
 Client rows: ``upload_file`` as a large file (N parts of size/N, N at once; then the
-default 100 MB parts), ``download_file`` (one stream, SHA-1 checked, written to disk),
-N parallel ``download_stream`` ranges, and the mount's pattern: ``download_range`` of
-8 MiB blocks, N at a time. Peak RSS is the client process's high-water mark
+default 100 MB parts), one whole-file ``download_stream`` (SHA-1 checked, bytes
+dropped), ``download_file`` (the same, written to disk), N parallel
+``download_stream`` ranges, and the mount's pattern: ``download_range`` of 8 MiB
+blocks, N at a time. Each is compared with the server's direct rate for the same
+number of streams. Peak RSS is the client process's high-water mark
 (``ru_maxrss``) after each row; it starts after the payload is written.
 """
 
@@ -124,6 +126,12 @@ async def client_rows(srv: LocalServer, payload: Path, tmp: Path, size: int, n: 
         async def down_file() -> None:
             await c.download_file(tmp / "downloaded", file_id=file_id)
 
+        async def down_stream() -> None:
+            async with c.download_stream(file_id=file_id) as s:
+                async for _ in s:
+                    pass
+            assert s.sha1_verified
+
         async def down_ranges() -> None:
             part = size // n
 
@@ -150,6 +158,7 @@ async def client_rows(srv: LocalServer, payload: Path, tmp: Path, size: int, n: 
 
         await best(f"upload_file, {n} parts of {size // n // MiB} MiB, {n} at once", "upload", up_n)
         await best(f"upload_file, 100 MB parts, {n} at once", "upload", up_default)
+        await best("download_stream (1 stream, sha1 checked)", "download, 1 stream", down_stream)
         await best("download_file (1 stream, sha1 checked, to disk)", "download, 1 stream",
                    down_file)  # fmt: skip
         await best(f"download_stream, {n} parallel ranges", "download", down_ranges)
