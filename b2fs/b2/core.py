@@ -197,6 +197,7 @@ class Core:
             raise NetworkError(f"{type(e).__name__}: {e}", call=call) from e
         except TimeoutError:
             raise NetworkError(f"no answer within {timeout}s", call=call) from None
+        log.debug("%s %s -> %d", call, method, resp.status_code)
         if resp.status_code < 300:
             return resp
         try:
