@@ -84,6 +84,7 @@ async def test_large_file_parts_in_parallel_with_a_short_last_part(
     f = await client.upload_file(bucket.bucket_id, "big", path, part_size=2000, concurrency=3,
                                  progress=lambda done, total: seen.append((done, total)))  # fmt: skip
     assert (f.size, f.content_sha1, f.action) == (25_500, "none", "upload")
+    assert f.file_info["large_file_sha1"] == sha1(data)  # a path is hashed first
     assert psrv.counters()["calls"]["b2_upload_part"] == 13  # 12 x 2000 + 1500
     assert seen[-1] == (25_500, 25_500)
     assert all(b[0] >= a[0] for a, b in zip(seen, seen[1:], strict=False))
@@ -100,6 +101,7 @@ async def test_bytes_and_sources_as_large_files(client: B2Client, bucket: Bucket
     g = await client.upload(bucket.bucket_id, "x", src, part_size=1000, concurrency=4)
     assert await client.download_bytes(file_id=g.file_id) == src.expected()
     assert src.max_in_flight > 1  # parts read in parallel, at random offsets
+    assert "large_file_sha1" not in g.file_info  # a source is read once only
     assert sorted({o for o, _ in src.reads})[:2] == [0, 1000]
 
 
