@@ -229,12 +229,12 @@ class Uploads(Calls):
             return await self._upload_small(
                 bucket_id, file_name, source, content_type, file_info, sha1, progress
             )
-        if large_file_sha1 is None and sha1 is None and resume is None:
-            # B2 keeps no SHA-1 of a large file: store one so whole downloads can be checked
-            if isinstance(source, BytesSource) or (
-                isinstance(source, PathSource) and self.transfer.hash_large_files
-            ):
-                large_file_sha1 = await source.sha1()
+        # B2 keeps no SHA-1 of a large file: store one so whole downloads can be checked
+        hashable = isinstance(source, BytesSource) or (
+            isinstance(source, PathSource) and self.transfer.hash_large_files
+        )
+        if large_file_sha1 is None and sha1 is None and resume is None and hashable:
+            large_file_sha1 = await source.sha1()  # type: ignore[union-attr]
         part = resume.part_size if resume else await self._part_size(source.size, part_size)
         return await self._upload_large(
             bucket_id, file_name, source, source.size, part, content_type, file_info,
