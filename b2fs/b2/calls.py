@@ -314,8 +314,11 @@ class Calls(Core):
     ) -> FileVersion:
         """Server-side copy (source ≤ 5 GB; above, use ``copy_part``). Metadata is kept
         unless ``content_type``, ``file_info`` or ``mtime_millis`` is given: then it is
-        replaced (``b2/x-auto`` when no content type is given). ``range`` is inclusive."""
+        replaced, all of it (B2's REPLACE); a content type not given is the source's
+        (one ``b2_get_file_info`` to learn it). ``range`` is inclusive."""
         replace = content_type is not None or file_info is not None or mtime_millis is not None
+        if replace and content_type is None:
+            content_type = (await self.get_file_info(source_file_id)).content_type
         since = self.server_time_millis() - RECOVERY_SLACK_MS
 
         async def recover() -> FileVersion | None:

@@ -82,6 +82,8 @@ async def test_copy_whole_range_metadata_and_other_bucket(client: B2Client, buck
                                  file_info={"k": "v"}, mtime_millis=7)  # fmt: skip
     assert new.content_type == "text/plain"
     assert new.file_info == {"k": "v", "src_last_modified_millis": "7"}
+    kept_type = await client.copy_file(src.file_id, "info-only", file_info={"only": "info"})
+    assert kept_type.content_type == "application/x-src" and kept_type.file_info == {"only": "info"}
 
     other = await client.create_bucket(bucket.bucket_name[:-4] + "-dst")
     moved = await client.copy_file(src.file_id, "there", destination_bucket_id=other.bucket_id)
