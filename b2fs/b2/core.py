@@ -22,7 +22,7 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from contextlib import nullcontext
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import anyio
 import httpx
@@ -114,7 +114,7 @@ class Core:
         return f"<B2Client key_id={self._key_id!r} realm={self.realm!r}>"
 
     # -- lifecycle --------------------------------------------------------------------------
-    async def __aenter__(self):  # noqa: ANN204 (returns the subclass)
+    async def __aenter__(self) -> Self:
         self._session()
         return self
 
