@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,6 +29,16 @@ async def test_300mb_round_trip_under_faults(
     record_property: Callable[[str, object], None],
 ) -> None:
     srv = make_local_server(min_part_size=1_000_000)
+    try:
+        await _round_trip(srv, tmp_path, record_property)
+    finally:  # 1.2 GB of files: do not leave them to pytest's kept temp dirs
+        srv.stop()
+        shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+async def _round_trip(
+    srv: LocalServer, tmp_path: Path, record_property: Callable[[str, object], None]
+) -> None:
     src, dst = tmp_path / "src", tmp_path / "dst"
     want = hashlib.sha1()
     with src.open("wb") as f:
