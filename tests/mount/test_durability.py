@@ -162,11 +162,10 @@ def test_a_full_staging_disk_gives_enospc_not_corruption(mount_factory, tmp_path
         m.start()
         ok = os.urandom(MB)
         (m.path / "fits.bin").write_bytes(ok)
-        with pytest.raises(OSError) as e:
-            with open(m.path / "too-big.bin", "wb") as f:
-                for _ in range(20):
-                    f.write(os.urandom(MB))
-                    f.flush()
+        with pytest.raises(OSError) as e, open(m.path / "too-big.bin", "wb") as f:
+            for _ in range(20):
+                f.write(os.urandom(MB))
+                f.flush()
         assert e.value.errno == errno.ENOSPC
         assert (m.path / "fits.bin").read_bytes() == ok  # other files are fine
         os.unlink(m.path / "too-big.bin")

@@ -57,7 +57,9 @@ def test_plans_are_always_valid(size, raw_runs, part_size):
     runs = []
     for start, length in sorted(raw_runs):
         a, b = min(start, size), min(start + length, size)
-        if runs and a <= runs[-1][1]:  # touching or overlapping: one run, as the uploader makes them
+        if (
+            runs and a <= runs[-1][1]
+        ):  # touching or overlapping: one run, as the uploader makes them
             runs[-1] = (runs[-1][0], max(b, runs[-1][1]))
         elif a < b:
             runs.append((a, b))
