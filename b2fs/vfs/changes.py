@@ -187,7 +187,7 @@ class Changes:
 
     async def flush(self, fh: int) -> None:
         handle = self.fs.handle(fh)
-        if handle.writable and handle.local is not None:
+        if handle.writable and handle.local is not None and not _untouched(handle.local):
             self.wb.journal_now(handle.local)
 
     async def release(self, fh: int) -> None:
@@ -196,16 +196,18 @@ class Changes:
             return
         d: DirtyFile = handle.local
         d.writers -= 1
-        if d.deleted:
+        if d.deleted or d.writers:
             return
-        if d.writers == 0:
-            self.wb.journal_now(d)
-            self.wb.schedule(d)
+        if _untouched(d):  # opened for writing, never written: nothing to upload
+            await self.wb.discard(d)
+            return
+        self.wb.journal_now(d)
+        self.wb.schedule(d)
 
     async def fsync(self, fh: int) -> None:
         handle = self.fs.handle(fh)
         d = handle.local
-        if d is None or d.deleted:
+        if d is None or d.deleted or _untouched(d):
             return
         await self.wb.wait_uploaded(d)
 
@@ -534,3 +536,8 @@ class Changes:
                     log.warning("journal: %s is gone; its rename cannot be completed", args["src"])
                 await self.remote.remove(args["src"])
             self.journal.done_op(op_id)
+
+
+def _untouched(d: DirtyFile) -> bool:
+    """A pending version made from a remote one that nothing has changed yet."""
+    return d.generation == 0 and d.record.base_file_id is not None and d.row_id is None
