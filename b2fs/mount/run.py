@@ -49,6 +49,14 @@ class Credentials:
 
 def check_mountpoint(path: str) -> str:
     path = os.path.abspath(path)
+    try:
+        os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ENOTCONN:  # the FUSE process behind a mount here has died
+            raise StartupError(
+                f"mountpoint {path} is a dead FUSE mount (its process ended without "
+                f"unmounting): run fusermount3 -uz {path}"
+            ) from None
     if not os.path.exists(path):
         raise StartupError(f"mountpoint {path} does not exist")
     if not os.path.isdir(path):
