@@ -125,7 +125,16 @@ async def assemble(
         )
         namespace.overlay = wb
         changes = Changes(
-            fs, wb, RemoteNames(client, bucket.bucket_id, hard_delete=opts.hard_delete), opts
+            fs,
+            wb,
+            RemoteNames(
+                client,
+                bucket.bucket_id,
+                hard_delete=opts.hard_delete,
+                can_delete="deleteFiles" in account.capabilities,
+                part_size=max(account.recommended_part_size, 100 << 20),
+            ),
+            opts,
         )
         await changes.replay()
         mount.operations.changes = changes

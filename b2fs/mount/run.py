@@ -170,12 +170,13 @@ async def serve(creds: Credentials, source: Source, mountpoint: str, opts: Mount
     from b2fs.mount.assemble import assemble
 
     cache_dir = opts.cache_dir or default_cache_dir(creds.realm, source)
-    lock_fd = open_cache_dir(cache_dir)
     stop = _Stop()
+    lock_fd = -1
     try:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
             client, bucket = await connect(creds, source, opts)
             try:
+                lock_fd = open_cache_dir(cache_dir)  # after the checks: no directory for a typo
                 mount = await assemble(client, bucket, source, cache_dir, opts)
                 async with trio.open_nursery() as services:  # uploads and other background work
                     services.start_soon(stop.watch, signals, mountpoint)
@@ -188,7 +189,8 @@ async def serve(creds: Credentials, source: Source, mountpoint: str, opts: Mount
                 with trio.CancelScope(shield=True):
                     await client.aclose()
     finally:
-        os.close(lock_fd)
+        if lock_fd >= 0:
+            os.close(lock_fd)
 
 
 class _Stop:

@@ -101,8 +101,9 @@ class Changes:
         if node is not None:
             node.page_cache_id = None
 
-    def _open_handle(self, node: Node, d: DirtyFile, flags: int) -> int:
-        d.writers += 1
+    def _open_handle(self, node: Node, d: DirtyFile, flags: int, counted: bool = False) -> int:
+        if not counted:
+            d.writers += 1
         node.page_cache_id = None
         return self.fs.add_handle(FileHandle(node, flags, local=d, writable=True))
 
@@ -164,13 +165,18 @@ class Changes:
             raise IsADirectory(f"{node.path!r} is a directory")
         truncate = bool(flags & os.O_TRUNC)
         d = await self._dirty_for(node, entry, truncate)
-        if truncate and d.size:
-            async with d.lock:
-                await self.wb.supersede(d)
-                await d.truncate(0)
-                d.record.base_limit = 0
-                d.record.mtime_ns = time.time_ns()
-        return self._open_handle(node, d, flags)
+        d.writers += 1  # before any await: an upload finishing meanwhile must not drop it
+        try:
+            if truncate and d.size:
+                async with d.lock:
+                    await self.wb.supersede(d)
+                    await d.truncate(0)
+                    d.record.base_limit = 0
+                    d.record.mtime_ns = time.time_ns()
+        except BaseException:
+            d.writers -= 1
+            raise
+        return self._open_handle(node, d, flags, counted=True)
 
     async def write(self, fh: int, offset: int, data: bytes) -> int:
         handle = self.fs.handle(fh)
@@ -187,8 +193,9 @@ class Changes:
 
     async def flush(self, fh: int) -> None:
         handle = self.fs.handle(fh)
-        if handle.writable and handle.local is not None and not _untouched(handle.local):
-            self.wb.journal_now(handle.local)
+        d = handle.local
+        if handle.writable and d is not None and not d.deleted and not _untouched(d):
+            self.wb.journal_now(d)
 
     async def release(self, fh: int) -> None:
         handle = self.fs.release(fh)
@@ -196,7 +203,10 @@ class Changes:
             return
         d: DirtyFile = handle.local
         d.writers -= 1
-        if d.deleted or d.writers:
+        if d.deleted:
+            self.wb.handle_closed(d)
+            return
+        if d.writers:
             return
         if _untouched(d):  # opened for writing, never written: nothing to upload
             await self.wb.discard(d)
@@ -226,7 +236,23 @@ class Changes:
             self._check_fixed_attrs(entry, attr, fields)
             if not (fields.update_size or fields.update_mtime):
                 return entry
-        d = await self._dirty_for(node, entry, truncate=False)
+        handle = self.fs.files.get(fh) if fh else None
+        if handle is not None and handle.writable and handle.local is not None:
+            d = handle.local  # ftruncate/futimens: the version this handle writes
+        elif node.gone:
+            raise NotFound(f"{node.path!r} was removed; change it through an open handle")
+        else:
+            d = await self._dirty_for(node, entry, truncate=False)
+        d.writers += 1  # pinned while it changes (see open_write)
+        try:
+            await self._apply_attrs(d, attr, fields)
+        finally:
+            d.writers -= 1
+        if not d.deleted:
+            self._settle(d)
+        return d.as_entry(node.path.rpartition("/")[2])
+
+    async def _apply_attrs(self, d: DirtyFile, attr: Any, fields: Any) -> None:
         async with d.lock:
             await self.wb.supersede(d)
             r = d.record
@@ -243,10 +269,6 @@ class Changes:
                 if fields.update_gid:
                     r.gid = attr.st_gid
             d.touch()
-        self._settle(d)
-        new = self.wb.entry(node.path)
-        assert new is not None
-        return new
 
     def _check_fixed_attrs(self, entry: Entry, attr: Any, fields: Any) -> None:
         shown = self.fs.opts
@@ -348,6 +370,8 @@ class Changes:
     ) -> None:
         if flags & pyfuse3.RENAME_EXCHANGE:
             raise InvalidArgument("RENAME_EXCHANGE cannot be done atomically on B2")
+        if flags & ~pyfuse3.RENAME_NOREPLACE:
+            raise InvalidArgument(f"rename flags {flags:#x} are not supported (RENAME_WHITEOUT?)")
         old = join(old_parent.path, old_name)
         new, new_stored, new_long = self._new_name(new_parent, new_name)
         if old == new:
@@ -472,12 +496,8 @@ class Changes:
         async def one(f: Any) -> None:
             async with limiter:
                 try:
-                    if f.size > COPY_FILE_MAX:
-                        raise NotPermitted(
-                            f"{f.file_name}: files over 5 GB cannot move with their directory yet"
-                        )
                     target, info = self._moved_name(old_stored, new_stored, f, markers, top_long)
-                    await self.remote.copy(f.file_id, target, info)
+                    await self.remote.copy(f.file_id, target, info, size=f.size)
                     await self.remote.remove(f.file_name)
                 except Exception as e:
                     log.warning("directory rename: moving %r failed: %s", f.file_name, e)
@@ -525,16 +545,25 @@ class Changes:
         from b2fs.b2.errors import NotFound as B2NotFound
 
         for op_id, kind, args in self.journal.ops():
-            if kind == "rename_dir":
-                log.info("journal: completing the rename of %s to %s", args["old"], args["new"])
-                await self.move_tree(args["old_stored"], args["new_stored"], args.get("top_long"))
-            elif kind == "rename_file":
-                log.info("journal: completing the rename of %s to %s", args["src"], args["dst"])
-                try:  # copying again is harmless: the same bytes become the newest version
-                    await self.remote.copy(args["file_id"], args["dst"], args["info"])
-                except B2NotFound:
-                    log.warning("journal: %s is gone; its rename cannot be completed", args["src"])
-                await self.remote.remove(args["src"])
+            try:
+                if kind == "rename_dir":
+                    log.info("journal: completing the rename of %s to %s", args["old"], args["new"])
+                    await self.move_tree(
+                        args["old_stored"], args["new_stored"], args.get("top_long")
+                    )
+                elif kind == "rename_file":
+                    log.info("journal: completing the rename of %s to %s", args["src"], args["dst"])
+                    try:  # copying again is harmless: the same bytes become the newest version
+                        await self.remote.copy(args["file_id"], args["dst"], args["info"])
+                    except B2NotFound:
+                        log.warning(
+                            "journal: %s is gone; its rename cannot be completed", args["src"]
+                        )
+                    await self.remote.remove(args["src"])
+            except Exception as e:  # the mount still starts; the next one tries again
+                log.error("journal: completing a %s failed (%s: %s); retried at the next mount",
+                          kind, type(e).__name__, e)  # fmt: skip
+                continue
             self.journal.done_op(op_id)
 
 

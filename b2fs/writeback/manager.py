@@ -83,15 +83,14 @@ class WriteBack:
         return out
 
     def _entry(self, d: DirtyFile) -> Entry:
-        r = d.record
-        return Entry(split(r.path)[1], d.kind, r.stored, size=r.size, mtime_ns=r.mtime_ns, mode=r.mode,
-                     uid=r.uid, gid=r.gid, local=d)  # fmt: skip
+        return d.as_entry(split(d.path)[1])
 
     def get(self, path: str) -> DirtyFile | None:
         return self.files.get(path)
 
     def reader_done(self, d: DirtyFile) -> None:
         """A read handle closed: a clean version may now leave the overlay."""
+        self.handle_closed(d)
         if d.readers == 0 and d.writers == 0 and d.uploaded_generation == d.generation:
             self._wake.set()
 
@@ -198,11 +197,18 @@ class WriteBack:
             except OSError as e:  # a stale row only makes the next mount upload it again
                 log.warning("journal: cannot forget %s: %s", d.path, e)
             d.row_id = None
-        d.close()
         try:
             os.unlink(os.path.join(self.staging_dir, d.record.staging))
         except OSError:
             pass
+        d.dropped = True
+        self.handle_closed(d)
+
+    def handle_closed(self, d: DirtyFile) -> None:
+        """A handle on ``d`` closed: an unlinked version's staging file goes with its last one
+        (until then its handles keep reading and writing it, as POSIX wants)."""
+        if d.dropped and d.writers == 0 and d.readers == 0:
+            d.close()
 
     # -- uploading -----------------------------------------------------------------------
 

@@ -124,26 +124,25 @@ def test_other_mounts_see_changes_after_their_listing_ttl(mount_factory, b2sync)
         os.close(unread)
 
 
-# -- known gaps (docs/semantics.md): strict xfails ------------------------------------------
+# -- open files that lost their name (POSIX keeps them usable) -----------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="known gap: writes to an unlinked pending file are EBADF")
-def test_a_file_unlinked_while_written_stays_usable(mount_factory):
+def test_a_file_unlinked_while_written_stays_usable(mount_factory, b2sync):
     m = mount_factory()
     fd = os.open(m.path / "tmp", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        os.write(fd, b"scratch")
-        os.unlink(m.path / "tmp")
-        os.write(fd, b" more")
-        assert os.pread(fd, 100, 0) == b"scratch more"
-    finally:
-        try:
-            os.close(fd)
-        except OSError:
-            pass
+    os.write(fd, b"scratch")
+    os.unlink(m.path / "tmp")
+    os.write(fd, b" more")
+    assert os.pread(fd, 100, 0) == b"scratch more"
+    assert os.fstat(fd).st_size == len(b"scratch more")
+    os.ftruncate(fd, 3)
+    assert os.pread(fd, 100, 0) == b"scr"
+    os.close(fd)
+    assert os.listdir(m.path) == []
+    m.unmount()
+    assert "tmp" not in b2sync.names(m.bucket)  # never uploaded
 
 
-@pytest.mark.xfail(strict=True, reason="known gap: fstat after unlink is ENOENT")
 def test_fstat_of_an_unlinked_open_file(mount_factory):
     m = mount_factory()
     (m.path / "f").write_bytes(b"data")
@@ -157,7 +156,6 @@ def test_fstat_of_an_unlinked_open_file(mount_factory):
         os.close(fd)
 
 
-@pytest.mark.xfail(strict=True, reason="known gap: RENAME_WHITEOUT is ignored")
 def test_rename_whiteout_is_refused(mount_factory):
     m = mount_factory()
     (m.path / "a").write_bytes(b"a")

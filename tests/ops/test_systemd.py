@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from b2fs.credentials import read_env_file
+from b2fs.credentials import read_credentials_file
 from b2fs.mount.options import MountOptions
 from tests.mount.conftest import SyncB2, is_mounted
 
@@ -157,7 +157,7 @@ def test_service_start_is_ready_and_stop_drains_uploads(server, tmp_path, new_bu
     for assignment in service["Environment"]:
         key, _, value = assignment.partition("=")
         env[key] = value
-    env.update(read_env_file(str(conf)))  # EnvironmentFile= overrides Environment=
+    env.update(read_credentials_file(str(conf)))  # EnvironmentFile= overrides Environment=
     notify = tmp_path / "notify.sock"
     env["NOTIFY_SOCKET"] = str(notify)
     specifiers = {"i": "photos", "C": str(tmp_path / "var-cache")}
