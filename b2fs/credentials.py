@@ -1,24 +1,33 @@
-"""Credentials for the CLI and the mount: the environment, or a 0600 file in EnvironmentFile syntax.
+"""B2 credentials for the CLI and the mount: from the environment or a 0600 file.
 
-Names are the official B2 CLI's: ``B2_APPLICATION_KEY_ID``,
-``B2_APPLICATION_KEY``, and the realm URL in ``B2_ENVIRONMENT`` (default
-production).  A file holds the same names as ``KEY=value`` lines, as
-systemd's ``EnvironmentFile=`` reads them; a file readable or writable by
-group or others is refused, since it holds a secret.
+``load_credentials(path, realm)`` looks, in order, at an explicit file (``--credentials``),
+the environment (``B2_APPLICATION_KEY_ID``, ``B2_APPLICATION_KEY``, the names the
+official ``b2`` CLI uses), then ``~/.config/b2fs/credentials``. Files use systemd
+``EnvironmentFile`` syntax (``KEY=value`` lines, ``#``/``;`` comments, optional quotes)
+with the same names, and are refused when their mode grants any group/other bit.
+The realm comes from the ``realm`` argument (``--realm``), else ``B2_ENVIRONMENT``
+(environment, then file), else production. Used by ``b2fs.cli`` and the mount; the
+key never appears in a repr or an error.
 """
 
 from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
-PRODUCTION_REALM = "https://api.backblazeb2.com"
-DEFAULT_FILE = "~/.config/b2fs/credentials"
+from b2fs.b2.core import PRODUCTION_REALM, realm_url
+
+KEY_ID = "B2_APPLICATION_KEY_ID"
+KEY = "B2_APPLICATION_KEY"
+ENVIRONMENT = "B2_ENVIRONMENT"
+DEFAULT_PATH = "~/.config/b2fs/credentials"
 
 
 class CredentialsError(Exception):
-    """No usable credentials; the message says what to do."""
+    """No usable credentials (the message says what to do)."""
 
 
 @dataclass(frozen=True)
@@ -26,62 +35,74 @@ class Credentials:
     key_id: str
     key: str = field(repr=False)
     realm: str = PRODUCTION_REALM
+    source: str = ""  # "environment" or the file's path
 
 
-def read_env_file(path: str) -> dict[str, str]:
-    """``KEY=value`` lines (``#`` comments, optional quotes, optional ``export``)."""
+def parse_environment_file(text: str) -> dict[str, str]:
+    """``KEY=value`` lines as systemd reads them (comments, blank lines, quotes; a
+    shell-style ``export`` prefix is accepted too, so the file can be sourced)."""
+    out: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line[0] in "#;":
+            continue
+        name, sep, value = line.removeprefix("export ").partition("=")
+        name, value = name.strip(), value.strip()
+        if not sep or not name.replace("_", "a").isalnum() or name[0].isdigit():
+            raise CredentialsError(f"line {number}: expected KEY=value")
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        out[name] = value
+    return out
+
+
+def read_credentials_file(path: str | os.PathLike[str]) -> dict[str, str]:
+    p = Path(path).expanduser()
     try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise CredentialsError(f"credentials file {path} does not exist") from None
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     except OSError as e:
-        raise CredentialsError(f"credentials file {path}: {e.strerror}") from None
-    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise CredentialsError(
-            f"credentials file {path} is accessible by group or others (mode {stat.S_IMODE(st.st_mode):04o}): "
-            f"run chmod 600 {path}"
-        )
-    values: dict[str, str] = {}
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            line = line.removeprefix("export ").strip()
-            key, sep, value = line.partition("=")
-            if not sep:
-                raise CredentialsError(f"{path}:{number}: expected KEY=value")
-            value = value.strip()
-            if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-                value = value[1:-1]
-            values[key.strip()] = value
-    return values
+        raise CredentialsError(f"cannot read credentials file {p}: {e.strerror}") from None
+    with os.fdopen(fd, encoding="utf-8") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise CredentialsError(f"credentials file {p} is not a regular file")
+        if st.st_mode & 0o077:
+            mode = stat.S_IMODE(st.st_mode)
+            raise CredentialsError(
+                f"credentials file {p} has mode {mode:04o}: it must not be readable by "
+                f"group or others (chmod 600 {p})"
+            )
+        try:
+            return parse_environment_file(f.read())
+        except CredentialsError as e:
+            raise CredentialsError(f"credentials file {p}: {e}") from None
 
 
-def load_credentials(path: str | None = None, realm: str | None = None) -> Credentials:
-    """From ``path`` if given, else the environment, else the default file if it exists."""
-    source: dict[str, str]
-    where: str
-    if path:
-        source, where = read_env_file(os.path.expanduser(path)), path
-    elif os.environ.get("B2_APPLICATION_KEY_ID") or os.environ.get("B2_APPLICATION_KEY"):
-        source, where = dict(os.environ), "the environment"
-    elif os.path.exists(os.path.expanduser(DEFAULT_FILE)):
-        where = os.path.expanduser(DEFAULT_FILE)
-        source = read_env_file(where)
+def load_credentials(
+    path: str | None = None,
+    realm: str | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> Credentials:
+    """Credentials from ``path``, else the environment, else the default file."""
+    env = os.environ if environ is None else environ
+    values: Mapping[str, str]
+    if path is not None:
+        values, source = read_credentials_file(path), str(Path(path).expanduser())
+    elif env.get(KEY_ID) or env.get(KEY):
+        if not (env.get(KEY_ID) and env.get(KEY)):
+            missing = KEY if env.get(KEY_ID) else KEY_ID
+            raise CredentialsError(f"{missing} is not set (set both {KEY_ID} and {KEY})")
+        values, source = env, "environment"
+    elif Path(DEFAULT_PATH).expanduser().exists():
+        values, source = read_credentials_file(DEFAULT_PATH), str(Path(DEFAULT_PATH).expanduser())
     else:
         raise CredentialsError(
-            "no B2 credentials: set B2_APPLICATION_KEY_ID and B2_APPLICATION_KEY, "
-            f"or write them to {DEFAULT_FILE} (mode 0600), or pass --credentials FILE"
+            f"no B2 credentials: set {KEY_ID} and {KEY}, or write them to {DEFAULT_PATH} "
+            "(mode 0600), or pass --credentials FILE"
         )
-    key_id = source.get("B2_APPLICATION_KEY_ID", "").strip()
-    key = source.get("B2_APPLICATION_KEY", "").strip()
+    key_id, key = values.get(KEY_ID, ""), values.get(KEY, "")
     if not key_id or not key:
-        missing = [
-            n for n, v in (("B2_APPLICATION_KEY_ID", key_id), ("B2_APPLICATION_KEY", key)) if not v
-        ]
-        raise CredentialsError(f"{' and '.join(missing)} missing from {where}")
-    realm = (
-        realm or source.get("B2_ENVIRONMENT") or os.environ.get("B2_ENVIRONMENT") or "production"
-    )
-    return Credentials(key_id, key, PRODUCTION_REALM if realm == "production" else realm)
+        raise CredentialsError(f"{source}: {KEY_ID} and {KEY} are both needed")
+    chosen = realm or env.get(ENVIRONMENT) or values.get(ENVIRONMENT) or PRODUCTION_REALM
+    return Credentials(key_id, key, realm_url(chosen), source)

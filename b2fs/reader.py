@@ -198,7 +198,7 @@ class Reader:
             try:
                 plain = decryptor.decode(index * self.block_size, stored, obj.plain_size)
             except Exception as e:
-                self.cache._forget(self.cache._key(obj.file_id, index), unlink=True)
+                self.cache.discard(obj.file_id, index)
                 log.error("%s: block %d failed to decrypt (%s: %s): tampered or corrupt object",
                           obj.name, index, type(e).__name__, e)  # fmt: skip
                 raise FsError(

@@ -269,6 +269,7 @@ class Calls(Core):
             if e.after_ambiguous:  # our first attempt went through
                 newest = await self._newest_version(bucket_id, file_name)
                 if newest and newest.action == "hide" and newest.upload_timestamp >= since:
+                    self._recovered("b2_hide_file")
                     return newest
             raise
         return FileVersion.from_json(d)
@@ -287,6 +288,7 @@ class Calls(Core):
             )
         except (BadRequest, NotFound) as e:
             if e.after_ambiguous:  # the first attempt deleted it
+                self._recovered("b2_delete_file_version")
                 return FileIdAndName(file_id, file_name)
             raise
         return FileIdAndName.from_json(d)
@@ -312,8 +314,11 @@ class Calls(Core):
     ) -> FileVersion:
         """Server-side copy (source ≤ 5 GB; above, use ``copy_part``). Metadata is kept
         unless ``content_type``, ``file_info`` or ``mtime_millis`` is given: then it is
-        replaced (``b2/x-auto`` when no content type is given). ``range`` is inclusive."""
+        replaced, all of it (B2's REPLACE); a content type not given is the source's
+        (one ``b2_get_file_info`` to learn it). ``range`` is inclusive."""
         replace = content_type is not None or file_info is not None or mtime_millis is not None
+        if replace and content_type is None:
+            content_type = (await self.get_file_info(source_file_id)).content_type
         since = self.server_time_millis() - RECOVERY_SLACK_MS
 
         async def recover() -> FileVersion | None:
@@ -395,7 +400,7 @@ class Calls(Core):
                 except NotFound:
                     raise e from None
                 if done.action == "upload":
-                    self.stats.recoveries += 1
+                    self._recovered("b2_finish_large_file")
                     return done
             raise
         self._forget_upload_urls(file_id)
@@ -405,7 +410,8 @@ class Calls(Core):
         try:
             d = await self.call("b2_cancel_large_file", {"fileId": file_id})
         except (BadRequest, NotFound) as e:
-            if e.after_ambiguous:  # the first attempt cancelled it
+            if e.after_ambiguous:  # the first attempt cancelled it (its name is not known)
+                self._recovered("b2_cancel_large_file")
                 return FileIdAndName(file_id, "")
             raise
         finally:

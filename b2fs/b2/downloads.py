@@ -11,6 +11,7 @@ complete and verified, and continues an earlier partial file. Sits on ``Calls``.
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import os
 from collections.abc import AsyncIterator, Callable
@@ -42,6 +43,11 @@ def _token(authorization: Authorization) -> str | None:
     return authorization
 
 
+def _tag(file_id: str, range: tuple[int, int | None] | None) -> str:  # noqa: A002
+    """Names the partial file of one version (and range) of a download."""
+    return hashlib.sha1(f"{file_id}:{range}".encode()).hexdigest()[:12]
+
+
 class DownloadStream:
     """One download: ``file`` (what B2 says about it) and ``async for chunk in stream``.
 
@@ -61,6 +67,8 @@ class DownloadStream:
         range: tuple[int, int | None] | None,  # noqa: A002
         authorization: Authorization,
         progress: Progress | None,
+        offset: int = 0,
+        hasher: Any = None,
     ) -> None:
         if (file_id is None) == (bucket_name is None or file_name is None):
             raise ValueError("give file_id, or bucket_name and file_name")
@@ -74,8 +82,8 @@ class DownloadStream:
         self._progress = progress
         self._resp: httpx.Response | None = None
         self._skip = 0  # bytes to drop at the head of a 200 that ignored our Range
-        self._received = 0
-        self._hasher: Any = None
+        self._received = offset  # bytes of the range already held by the caller
+        self._hasher: Any = hasher  # has hashed those bytes (whole-file downloads)
         self.file: DownloadedFile | None = None
         self.sha1_verified = False
 
@@ -151,12 +159,14 @@ class DownloadStream:
         assert total is not None
         if self.file is None:
             end = total - 1 if self._end is None else min(self._end, total - 1)
-            if self._start > 0 and self._start >= total:
+            if self._start >= total and (self._start > 0 or self._end is not None):
                 raise RangeNotSatisfiable(f"range starts at {self._start}, file has {total} bytes")
             self.file = downloaded_file(h, self._start, end, total)
             self._file_id = self.file.file_id or self._file_id  # resume the same version
             if self._start == 0 and end == total - 1:
-                self._hasher = hashlib.sha1()
+                self._hasher = self._hasher or hashlib.sha1()
+            else:
+                self._hasher = None
         elif h.get("x-bz-file-id") not in (None, self.file.file_id):
             raise UnexpectedResponse("the file changed while resuming the download")
 
@@ -164,14 +174,6 @@ class DownloadStream:
         if self._resp is not None:
             resp, self._resp = self._resp, None
             await resp.aclose()
-
-    async def resume_from(self, offset: int, hasher: Any = None) -> None:
-        """Before iterating: skip the first ``offset`` bytes of the range (they are
-        already held); ``hasher`` has hashed them, for the whole-file check."""
-        if offset:
-            self._received = offset
-            self._hasher = hasher
-            await self._open()
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         assert self.file is not None, "use `async with client.download_stream(...)`"
@@ -183,26 +185,34 @@ class DownloadStream:
             try:
                 if self._resp is None:
                     await self._open()
-                assert self._resp is not None
-                async for chunk in self._resp.aiter_raw(client.transfer.chunk_size):
+                resp = self._resp
+                assert resp is not None
+                # a 200 (Range ignored) sends the whole file: stop at the end of the range
+                trimmed = resp.status_code == 200 and self.file.range_end < self.file.size - 1
+                async for chunk in resp.aiter_raw():
                     if self._skip:
                         drop = min(self._skip, len(chunk))
                         chunk, self._skip = chunk[drop:], self._skip - drop
-                    chunk = chunk[: total - self._received]
+                    left = total - self._received
+                    if len(chunk) >= left:
+                        chunk = chunk[:left]
                     if not chunk:
-                        if self._received >= total:
+                        if left <= 0:
                             break
                         continue
+                    n = len(chunk)
                     if throttle is not None:
-                        await throttle.take(len(chunk))
+                        await throttle.take(n)
                     if self._hasher is not None:
                         self._hasher.update(chunk)
-                    self._received += len(chunk)
-                    client.stats.bytes_downloaded += len(chunk)
+                    self._received += n
+                    client.stats.bytes_downloaded += n
                     failures = 0
                     if self._progress is not None:
                         self._progress(self._received, total)
                     yield chunk
+                    if n == left and trimmed:
+                        break
                 if self._received < total:
                     raise NetworkError("connection closed early", call=self._call)
             except (httpx.TransportError, NetworkError) as e:
@@ -233,10 +243,7 @@ class DownloadStream:
         self.sha1_verified = True
 
     async def read_all(self) -> bytes:
-        buf = bytearray()
-        async for chunk in self:
-            buf += chunk
-        return bytes(buf)
+        return b"".join([chunk async for chunk in self])
 
 
 class Downloads(Calls):
@@ -250,10 +257,14 @@ class Downloads(Calls):
         range: tuple[int, int | None] | None = None,  # noqa: A002
         authorization: Authorization = None,
         progress: Progress | None = None,
+        offset: int = 0,
+        hasher: Any = None,
     ) -> AsyncIterator[DownloadStream]:
         """Open a download (by ``file_id``, or ``bucket_name`` + ``file_name``), of the
         whole file or of ``range`` = (first, last) inclusive bytes (last None: to the
         end). ``authorization``: a download authorization instead of the account token.
+        ``offset``: resume, skipping that many bytes of the range (the caller has them;
+        ``hasher``, a ``hashlib.sha1()`` fed with them, keeps the whole-file check).
         """
         stream = DownloadStream(
             self,
@@ -263,6 +274,8 @@ class Downloads(Calls):
             range=range,
             authorization=authorization,
             progress=progress,
+            offset=offset,
+            hasher=hasher,
         )
         try:
             await stream._open()
@@ -271,10 +284,14 @@ class Downloads(Calls):
             with anyio.CancelScope(shield=True):
                 await stream.aclose()
 
-    async def download_range(self, file_id: str, start: int, end_inclusive: int) -> bytes:
+    async def download_range(
+        self, file_id: str, start: int, end_inclusive: int, *, progress: Progress | None = None
+    ) -> bytes:
         """Bytes ``start..end_inclusive`` of a file version, in one ranged GET (fewer
         only when the file ends sooner; ``RangeNotSatisfiable`` past the end)."""
-        async with self.download_stream(file_id=file_id, range=(start, end_inclusive)) as s:
+        async with self.download_stream(
+            file_id=file_id, range=(start, end_inclusive), progress=progress
+        ) as s:
             return await s.read_all()
 
     async def download_bytes(
@@ -284,6 +301,7 @@ class Downloads(Calls):
         bucket_name: str | None = None,
         file_name: str | None = None,
         authorization: Authorization = None,
+        progress: Progress | None = None,
     ) -> bytes:
         """A whole file in memory, SHA-1 checked."""
         async with self.download_stream(
@@ -291,6 +309,7 @@ class Downloads(Calls):
             bucket_name=bucket_name,
             file_name=file_name,
             authorization=authorization,
+            progress=progress,
         ) as s:
             return await s.read_all()
 
@@ -311,29 +330,68 @@ class Downloads(Calls):
         partial file left by an earlier failure is continued when ``resume``; on a
         SHA-1 mismatch it is removed and ``Sha1Mismatch`` raised."""
         path = Path(path)
+        pattern = f".{glob.escape(path.name)}.*.b2fs-part"
+        if file_id is None and resume and any(path.parent.glob(pattern)):
+            # an earlier attempt left a partial file: find which version it belongs to
+            assert bucket_name is not None and file_name is not None
+            file_id = (await self.get_file_info_by_name(bucket_name, file_name)).file_id
+        partial = (
+            path.with_name(f".{path.name}.{_tag(file_id, range)}.b2fs-part") if file_id else None
+        )
+        have, hasher = 0, None
+        if partial is not None and resume and partial.exists():
+            have, hasher = partial.stat().st_size, hashlib.sha1()
+            with partial.open("rb") as f:
+                while block := f.read(1 << 20):
+                    hasher.update(block)
+        try:
+            return await self._download_to(
+                path, partial, have, hasher, file_id, bucket_name, file_name, range,
+                authorization, progress, resume,
+            )  # fmt: skip
+        except RangeNotSatisfiable:
+            if not have:
+                raise
+        # the partial file was longer than the file: start over
+        assert partial is not None
+        partial.unlink(missing_ok=True)
+        return await self._download_to(
+            path, partial, 0, None, file_id, bucket_name, file_name, range,
+            authorization, progress, resume,
+        )  # fmt: skip
+
+    async def _download_to(
+        self,
+        path: Path,
+        partial: Path | None,
+        have: int,
+        hasher: Any,
+        file_id: str | None,
+        bucket_name: str | None,
+        file_name: str | None,
+        range: tuple[int, int | None] | None,  # noqa: A002
+        authorization: Authorization,
+        progress: Progress | None,
+        resume: bool,
+    ) -> DownloadedFile:
         async with self.download_stream(
             file_id=file_id,
-            bucket_name=bucket_name,
-            file_name=file_name,
+            bucket_name=None if file_id else bucket_name,
+            file_name=None if file_id else file_name,
             range=range,
             authorization=authorization,
             progress=progress,
+            offset=have,
+            hasher=hasher,
         ) as stream:
             assert stream.file is not None
-            tag = hashlib.sha1(f"{stream.file.file_id}:{range}".encode()).hexdigest()[:12]
-            partial = path.with_name(f".{path.name}.{tag}.b2fs-part")
-            have = partial.stat().st_size if resume and partial.exists() else 0
-            if have > stream.length:
-                have = 0
-            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+            if partial is None:
+                partial = path.with_name(
+                    f".{path.name}.{_tag(stream.file.file_id, range)}.b2fs-part"
+                )
+            flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+            fd = os.open(partial, flags, 0o600)
             try:
-                if have:
-                    hasher = hashlib.sha1() if stream._hasher is not None else None
-                    if hasher is not None:
-                        with partial.open("rb") as f:
-                            while block := f.read(1 << 20):
-                                hasher.update(block)
-                    await stream.resume_from(have, hasher)
                 os.ftruncate(fd, have)
                 os.lseek(fd, have, os.SEEK_SET)
                 async for chunk in stream:
@@ -350,6 +408,8 @@ class Downloads(Calls):
             finally:
                 os.close(fd)
             os.replace(partial, path)
+            for stale in path.parent.glob(f".{glob.escape(path.name)}.*.b2fs-part"):
+                stale.unlink(missing_ok=True)  # partials of other versions
             return stream.file
 
     async def get_file_info_by_name(self, bucket_name: str, file_name: str) -> DownloadedFile:

@@ -209,6 +209,13 @@ class NetworkError(TransientError):
         return self.sent
 
 
+class CertificateError(NetworkError):
+    """The server's TLS certificate was refused (not retried: it will not get better)."""
+
+    retryable = False
+    default_code = "certificate_error"
+
+
 # -- client-side ---------------------------------------------------------------------------------
 class Sha1Mismatch(B2Error):
     """Downloaded bytes do not match the stored SHA-1 (the partial file is removed)."""

@@ -58,9 +58,14 @@ class TransferOptions:
     account's recommended part size). ``part_size``: None means the account's
     recommended size. ``concurrency``: parts in flight at once per upload.
     ``chunk_size``: bytes read/sent per step (also the hashing and throttling unit).
+    ``hash_large_files``: read a local file once before uploading it as a large file,
+    to store its SHA-1 as ``large_file_sha1`` (B2 keeps none for large files), so that
+    whole-file downloads can be verified. Bytes are always hashed; ``UploadSource``
+    objects and streams are not (pass ``large_file_sha1=`` when it is known).
     """
 
     large_file_threshold: int | None = None
     part_size: int | None = None
     concurrency: int = 4
     chunk_size: int = 1 << 20
+    hash_large_files: bool = True

@@ -15,6 +15,8 @@ from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+import anyio.lowlevel
+
 from b2fs.b2.errors import SourceError
 
 
@@ -37,7 +39,7 @@ class BytesSource:
     async def read(self, offset: int, length: int) -> bytes:
         return bytes(self._data[offset : offset + length])
 
-    def sha1(self) -> str:
+    async def sha1(self) -> str:
         return hashlib.sha1(self._data).hexdigest()
 
 
@@ -55,6 +57,14 @@ class PathSource:
         if len(data) != length:
             raise SourceError(f"{self.path.name}: file shrank while uploading")
         return data
+
+    async def sha1(self, chunk: int = 1 << 20) -> str:
+        """The whole file's SHA-1 (one sequential read, yielding between chunks)."""
+        h = hashlib.sha1()
+        for offset in range(0, self.size, chunk):
+            h.update(await self.read(offset, min(chunk, self.size - offset)))
+            await anyio.lowlevel.checkpoint()
+        return h.hexdigest()
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -103,7 +113,7 @@ def as_source(data: object) -> UploadSource | StreamReader:
         return BytesSource(data)
     if isinstance(data, str | os.PathLike):
         return PathSource(data)
-    if isinstance(data, UploadSource):
+    if isinstance(data, UploadSource | StreamReader):
         return data
     if isinstance(data, AsyncIterable):
         return StreamReader(data)

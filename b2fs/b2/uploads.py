@@ -29,6 +29,7 @@ from b2fs.b2.wire import file_info_with_mtime, upload_headers
 
 MAX_SMALL_FILE = 5_000_000_000
 MAX_PARTS = 10_000
+CLEANUP_TIMEOUT = 10.0  # seconds to cancel an abandoned large file, even when cancelled
 
 Progress = Callable[[int, int | None], None]  # (bytes done, total or None)
 StateCallback = Callable[[LargeFileUploadState], Awaitable[None] | None]
@@ -162,7 +163,7 @@ class Uploads(Calls):
     async def upload_stream(
         self, bucket_id: str, file_name: str, stream: AsyncIterable[bytes], **kw: Any
     ) -> FileVersion:
-        return await self.upload(bucket_id, file_name, StreamReader(stream), **kw)
+        return await self.upload(bucket_id, file_name, stream, **kw)
 
     # -- planning -------------------------------------------------------------------------------
     async def _part_size(self, size: int | None, requested: int | None) -> int:
@@ -224,12 +225,16 @@ class Uploads(Calls):
             )  # fmt: skip
         if resume is None and not await self._is_large(source.size, threshold):
             if sha1 is None and isinstance(source, BytesSource):
-                sha1 = source.sha1()
+                sha1 = await source.sha1()
             return await self._upload_small(
                 bucket_id, file_name, source, content_type, file_info, sha1, progress
             )
-        if large_file_sha1 is None and sha1 is None and isinstance(source, BytesSource):
-            large_file_sha1 = source.sha1()
+        # B2 keeps no SHA-1 of a large file: store one so whole downloads can be checked
+        hashable = isinstance(source, BytesSource) or (
+            isinstance(source, PathSource) and self.transfer.hash_large_files
+        )
+        if large_file_sha1 is None and sha1 is None and resume is None and hashable:
+            large_file_sha1 = await source.sha1()  # type: ignore[union-attr]
         part = resume.part_size if resume else await self._part_size(source.size, part_size)
         return await self._upload_large(
             bucket_id, file_name, source, source.size, part, content_type, file_info,
@@ -387,7 +392,7 @@ class Uploads(Calls):
             return await self.finish_large_file(state.file_id, state.parts)
         except BaseException:
             if on_state is None and resume is None:  # nobody can resume it: clean up
-                with anyio.CancelScope(shield=True):
+                with anyio.move_on_after(CLEANUP_TIMEOUT, shield=True):
                     try:
                         await self.cancel_large_file(state.file_id)
                     except B2Error:

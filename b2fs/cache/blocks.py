@@ -122,6 +122,10 @@ class BlockCache:
         self.hits += 1
         return data
 
+    def discard(self, file_id: str, index: int) -> None:
+        """Drop a block (it failed to verify: never serve it again)."""
+        self._forget(self._key(file_id, index), unlink=True)
+
     def __contains__(self, item: tuple[str, int]) -> bool:
         return self.enabled and self._key(*item) in self._index
 

@@ -19,6 +19,8 @@ COMMANDS = {
     "serve": "serve",
     "mount": "mount",
     "status": "status",
+    "bucket": "bucket",
+    "key": "key",
     "encryption": "encryption",
 }
 

@@ -125,11 +125,19 @@ async def assemble(client: Any, bucket: Any, source: Source, cache_dir: str, opt
             block_size=opts.block_size,
             delay=opts.writeback_delay,
             concurrency=opts.upload_concurrency,
-            on_uploaded=None,
         )
         namespace.overlay = wb
         changes = Changes(
-            fs, wb, RemoteNames(client, bucket.bucket_id, hard_delete=opts.hard_delete), opts
+            fs,
+            wb,
+            RemoteNames(
+                client,
+                bucket.bucket_id,
+                hard_delete=opts.hard_delete,
+                can_delete="deleteFiles" in account.capabilities,
+                part_size=max(account.recommended_part_size, 100 << 20),
+            ),
+            opts,
         )
         await changes.replay()
         mount.operations.changes = changes

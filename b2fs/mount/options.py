@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 # Options mount(8) and mount.fuse3 pass along that only matter to them.
 _IGNORED = {
-    "rw", "dev", "nodev", "suid", "nosuid", "exec", "noexec", "auto", "noauto", "user",
+    "dev", "nodev", "suid", "nosuid", "exec", "noexec", "auto", "noauto", "user",
     "nouser", "users", "_netdev", "nofail", "defaults", "async", "atime", "noatime",
     "relatime", "norelatime", "strictatime", "lazytime", "nolazytime", "loop",
 }  # fmt: skip
@@ -127,9 +127,10 @@ def parse_options(text: str | None, base: MountOptions | None = None) -> MountOp
         if not item:
             continue
         key, sep, value = item.partition("=")
-        key = key.strip().replace("-", "_")
-        if key in _IGNORED or key.startswith("x-") or key.startswith("comment="):
+        key = key.strip()
+        if key in _IGNORED or key.startswith("x-") or key == "comment":
             continue
+        key = key.replace("-", "_")
         if key == "rw":
             opts.read_only = False
             continue

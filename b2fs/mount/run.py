@@ -50,6 +50,14 @@ class Credentials:
 
 def check_mountpoint(path: str) -> str:
     path = os.path.abspath(path)
+    try:
+        os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ENOTCONN:  # the FUSE process behind a mount here has died
+            raise StartupError(
+                f"mountpoint {path} is a dead FUSE mount (its process ended without "
+                f"unmounting): run fusermount3 -uz {path}"
+            ) from None
     if not os.path.exists(path):
         raise StartupError(f"mountpoint {path} does not exist")
     if not os.path.isdir(path):
@@ -166,14 +174,15 @@ async def serve(creds: Credentials, source: Source, mountpoint: str, opts: Mount
     from b2fs.writeback.journal import JournalError
 
     cache_dir = opts.cache_dir or default_cache_dir(creds.realm, source)
-    lock_fd = open_cache_dir(cache_dir)
     stop = _Stop()
+    lock_fd = -1
     try:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
             client, bucket = await connect(creds, source, opts)
             try:
                 try:
                     codecs = await mount_codecs(client, bucket, source, opts, passphrase)
+                    lock_fd = open_cache_dir(cache_dir)  # after the checks: no directory for a typo
                     mount = await assemble(client, bucket, source, cache_dir, opts, codecs)
                 except (VaultRefused, JournalError) as e:
                     raise StartupError(str(e)) from None
@@ -188,7 +197,8 @@ async def serve(creds: Credentials, source: Source, mountpoint: str, opts: Mount
                 with trio.CancelScope(shield=True):
                     await client.aclose()
     finally:
-        os.close(lock_fd)
+        if lock_fd >= 0:
+            os.close(lock_fd)
 
 
 class _Stop:

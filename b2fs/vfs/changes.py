@@ -62,6 +62,7 @@ class Changes:
         self.opts = opts
         self.journal = wb.journal
         wb.on_uploaded = self._uploaded
+        wb.remove_name = remote.remove
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -101,14 +102,11 @@ class Changes:
         if node is not None:
             node.page_cache_id = None
 
-    def _open_handle(self, node: Node, d: DirtyFile, flags: int) -> int:
-        d.writers += 1
-        handle = FileHandle(node, flags, local=d, writable=True)
-        fh = next(self.fs._fh)
-        self.fs.files[fh] = handle
-        node.opens += 1
+    def _open_handle(self, node: Node, d: DirtyFile, flags: int, counted: bool = False) -> int:
+        if not counted:
+            d.writers += 1
         node.page_cache_id = None
-        return fh
+        return self.fs.add_handle(FileHandle(node, flags, local=d, writable=True))
 
     async def _dirty_for(self, node: Node, entry: Entry, truncate: bool) -> DirtyFile:
         """The pending version of a file, made from its remote version when there is none."""
@@ -168,13 +166,18 @@ class Changes:
             raise IsADirectory(f"{node.path!r} is a directory")
         truncate = bool(flags & os.O_TRUNC)
         d = await self._dirty_for(node, entry, truncate)
-        if truncate and d.size:
-            async with d.lock:
-                await self.wb.supersede(d)
-                await d.truncate(0)
-                d.record.base_limit = 0
-                d.record.mtime_ns = time.time_ns()
-        return self._open_handle(node, d, flags)
+        d.writers += 1  # before any await: an upload finishing meanwhile must not drop it
+        try:
+            if truncate and d.size:
+                async with d.lock:
+                    await self.wb.supersede(d)
+                    await d.truncate(0)
+                    d.record.base_limit = 0
+                    d.record.mtime_ns = time.time_ns()
+        except BaseException:
+            d.writers -= 1
+            raise
+        return self._open_handle(node, d, flags, counted=True)
 
     async def write(self, fh: int, offset: int, data: bytes) -> int:
         handle = self.fs.handle(fh)
@@ -191,8 +194,9 @@ class Changes:
 
     async def flush(self, fh: int) -> None:
         handle = self.fs.handle(fh)
-        if handle.writable and handle.local is not None:
-            self.wb.journal_now(handle.local)
+        d = handle.local
+        if handle.writable and d is not None and not d.deleted and not _untouched(d):
+            self.wb.journal_now(d)
 
     async def release(self, fh: int) -> None:
         handle = self.fs.release(fh)
@@ -201,15 +205,20 @@ class Changes:
         d: DirtyFile = handle.local
         d.writers -= 1
         if d.deleted:
+            self.wb.handle_closed(d)
             return
-        if d.writers == 0:
-            self.wb.journal_now(d)
-            self.wb.schedule(d)
+        if d.writers:
+            return
+        if _untouched(d):  # opened for writing, never written: nothing to upload
+            await self.wb.discard(d)
+            return
+        self.wb.journal_now(d)
+        self.wb.schedule(d)
 
     async def fsync(self, fh: int) -> None:
         handle = self.fs.handle(fh)
         d = handle.local
-        if d is None or d.deleted:
+        if d is None or d.deleted or _untouched(d):
             return
         await self.wb.wait_uploaded(d)
 
@@ -228,7 +237,23 @@ class Changes:
             self._check_fixed_attrs(entry, attr, fields)
             if not (fields.update_size or fields.update_mtime):
                 return entry
-        d = await self._dirty_for(node, entry, truncate=False)
+        handle = self.fs.files.get(fh) if fh else None
+        if handle is not None and handle.writable and handle.local is not None:
+            d = handle.local  # ftruncate/futimens: the version this handle writes
+        elif node.gone:
+            raise NotFound(f"{node.path!r} was removed; change it through an open handle")
+        else:
+            d = await self._dirty_for(node, entry, truncate=False)
+        d.writers += 1  # pinned while it changes (see open_write)
+        try:
+            await self._apply_attrs(d, attr, fields)
+        finally:
+            d.writers -= 1
+        if not d.deleted:
+            self._settle(d)
+        return d.as_entry(node.path.rpartition("/")[2])
+
+    async def _apply_attrs(self, d: DirtyFile, attr: Any, fields: Any) -> None:
         async with d.lock:
             await self.wb.supersede(d)
             r = d.record
@@ -245,10 +270,6 @@ class Changes:
                 if fields.update_gid:
                     r.gid = attr.st_gid
             d.touch()
-        self._settle(d)
-        new = self.wb.entry(node.path)
-        assert new is not None
-        return new
 
     def _check_fixed_attrs(self, entry: Entry, attr: Any, fields: Any) -> None:
         shown = self.fs.opts
@@ -350,6 +371,8 @@ class Changes:
     ) -> None:
         if flags & pyfuse3.RENAME_EXCHANGE:
             raise InvalidArgument("RENAME_EXCHANGE cannot be done atomically on B2")
+        if flags & ~pyfuse3.RENAME_NOREPLACE:
+            raise InvalidArgument(f"rename flags {flags:#x} are not supported (RENAME_WHITEOUT?)")
         old = join(old_parent.path, old_name)
         new, new_stored, new_long = self._new_name(new_parent, new_name)
         if old == new:
@@ -411,8 +434,11 @@ class Changes:
             self._patch(old_parent, old_name, None)
             return
         info = self._copied_info(src, new_long)
+        args = {"file_id": src.remote.file_id, "src": src.stored, "dst": new_stored, "info": info}
+        op = self.journal.add_op("rename_file", args)
         version = await self.remote.copy(src.remote.file_id, new_stored, info)
         await self.remote.remove(src.stored)
+        self.journal.done_op(op)
         self._patch(old_parent, old_name, None)
         self._patch(new_parent, new_name, remote_entry(new_name, version, src.size, src.kind))
 
@@ -457,7 +483,7 @@ class Changes:
                           ) -> list[tuple[Any, str, dict[str, str] | None]]:  # fmt: skip
         """(version, new name, new metadata or None) for every name below ``old_stored``;
         NameTooLong, before anything moves, if one would pass B2's limit."""
-        client = self.wb.uploader.client
+        client = self.remote.client
         files = [f async for f in client.list_file_names(self.remote.bucket_id, prefix=old_stored)]
         markers = {f.file_name[: -len(DIR_MARKER)]: dict(f.file_info or {}) for f in files
                    if f.file_name.endswith(DIR_MARKER)}  # fmt: skip
@@ -482,11 +508,7 @@ class Changes:
         async def one(f: Any, target: str, info: dict[str, str] | None) -> None:
             async with limiter:
                 try:
-                    if f.size > COPY_FILE_MAX:
-                        raise NotPermitted(
-                            f"{f.file_name}: files over 5 GB cannot move with their directory yet"
-                        )
-                    await self.remote.copy(f.file_id, target, info)
+                    await self.remote.copy(f.file_id, target, info, size=f.size)
                     await self.remote.remove(f.file_name)
                 except Exception as e:
                     log.warning("directory rename: moving %r failed: %s", f.file_name, e)
@@ -533,12 +555,37 @@ class Changes:
         return new_parent, info
 
     async def replay(self) -> None:
-        """Finish directory renames a crash interrupted."""
+        """Finish renames a crash interrupted (run at mount, before the mount is up)."""
+        from b2fs.b2.errors import NotFound as B2NotFound
+
         for op_id, kind, args in self.journal.ops():
-            if kind == "rename_dir":
-                names = (
-                    ("old", "new") if not self.ns.names.encrypted else ("old_stored", "new_stored")
-                )
-                log.info("journal: completing the rename of %s to %s", *(args[n] for n in names))
-                await self.move_tree(args["old_stored"], args["new_stored"], args.get("top_long"))
+            try:
+                if kind == "rename_dir":
+                    names = (
+                        ("old_stored", "new_stored") if self.ns.names.encrypted else ("old", "new")
+                    )
+                    log.info(
+                        "journal: completing the rename of %s to %s", *(args[n] for n in names)
+                    )
+                    await self.move_tree(
+                        args["old_stored"], args["new_stored"], args.get("top_long")
+                    )
+                elif kind == "rename_file":
+                    log.info("journal: completing the rename of %s to %s", args["src"], args["dst"])
+                    try:  # copying again is harmless: the same bytes become the newest version
+                        await self.remote.copy(args["file_id"], args["dst"], args["info"])
+                    except B2NotFound:
+                        log.warning(
+                            "journal: %s is gone; its rename cannot be completed", args["src"]
+                        )
+                    await self.remote.remove(args["src"])
+            except Exception as e:  # the mount still starts; the next one tries again
+                log.error("journal: completing a %s failed (%s: %s); retried at the next mount",
+                          kind, type(e).__name__, e)  # fmt: skip
+                continue
             self.journal.done_op(op_id)
+
+
+def _untouched(d: DirtyFile) -> bool:
+    """A pending version made from a remote one that nothing has changed yet."""
+    return d.generation == 0 and d.record.base_file_id is not None and d.row_id is None

@@ -13,7 +13,7 @@ import itertools
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from b2fs.mount.options import MountOptions
@@ -40,7 +40,7 @@ class FileHandle:
     stream: ReadStream | None = None  # reading a remote version
     local: Any = None  # a pending local version (b2fs.writeback)
     writable: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+    entry: Entry | None = None  # as it was opened (for fstat once its name is gone)
 
 
 class FileSystem:
@@ -72,11 +72,23 @@ class FileSystem:
         return node, entry
 
     async def entry(self, node: Node) -> Entry:
-        """The current entry of a node the kernel holds."""
-        entry = await self.ns.lookup(node.path)
+        """The current entry of a node the kernel holds (an unlinked one still open: as held)."""
+        entry = None if node.gone else await self.ns.lookup(node.path)
         if entry is None:
-            raise NotFound(f"{node.path!r} is gone")
+            entry = self._held(node)
+            if entry is None:
+                raise NotFound(f"{node.path!r} is gone")
         return entry
+
+    def _held(self, node: Node) -> Entry | None:
+        """What an open handle on a node that lost its name still sees."""
+        for handle in self.files.values():
+            if handle.node is node:
+                if handle.local is not None:
+                    return handle.local.as_entry(node.path.rpartition("/")[2])
+                if handle.entry is not None:
+                    return handle.entry
+        return None
 
     # -- directories ---------------------------------------------------------------------
 
@@ -118,18 +130,22 @@ class FileSystem:
         if node.kind is Kind.DIR:
             raise IsADirectory(f"{node.path!r} is a directory")
         entry = await self.entry(node)
-        handle = FileHandle(node, flags)
+        handle = FileHandle(node, flags, entry=entry)
         keep = False
         if entry.local is not None:
             handle.local = entry.local
+            entry.local.readers += 1
         elif entry.remote is not None:
             handle.stream = ReadStream(self._object(node.path, entry))
             keep = node.page_cache_id == entry.remote.file_id
             node.page_cache_id = entry.remote.file_id
+        return self.add_handle(handle), keep
+
+    def add_handle(self, handle: FileHandle) -> int:
         fh = next(self._fh)
         self.files[fh] = handle
-        node.opens += 1
-        return fh, keep
+        handle.node.opens += 1
+        return fh
 
     def _object(self, path: str, entry: Entry) -> ObjectRef:
         assert entry.remote is not None
@@ -146,12 +162,17 @@ class FileSystem:
     async def read(self, fh: int, offset: int, size: int) -> bytes:
         handle = self.handle(fh)
         local = handle.local
-        if local is None and handle.stream is not None:
+        if local is None and handle.stream is not None and not handle.node.gone:
             # Written through another handle since this one opened: read your own writes.
             pending = self.ns.overlay.entry(handle.node.path)
             local = pending.local if pending is not None else None
         if local is not None:
-            return await local.read(offset, size)
+            local.readers += 1  # keeps the staging file while the read runs
+            try:
+                return await local.read(offset, size)
+            finally:
+                local.readers -= 1
+                self.ns.overlay.reader_done(local)
         if handle.stream is None:
             return b""
         return await self.reader.read(handle.stream, offset, size)
@@ -160,6 +181,9 @@ class FileSystem:
         handle = self.files.pop(fh, None)
         if handle is not None:
             self.inodes.release(handle.node)
+            if handle.local is not None and not handle.writable:
+                handle.local.readers -= 1
+                self.ns.overlay.reader_done(handle.local)
         return handle
 
     async def readlink(self, node: Node) -> str:

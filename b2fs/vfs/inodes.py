@@ -34,6 +34,7 @@ class Node:
     lookups: int = 0
     opens: int = 0
     page_cache_id: str | None = None  # fileId whose pages the kernel may hold
+    gone: bool = False  # unlinked or replaced: its path names something else now
 
 
 class InodeTable:
@@ -90,12 +91,14 @@ class InodeTable:
 
     def unlinked(self, path: str) -> None:
         """The path no longer names its node (the node lives on while referenced)."""
-        self._by_path.pop(path, None)
+        node = self._by_path.pop(path, None)
+        if node is not None:
+            node.gone = True
 
     def rename(self, old: str, new: str) -> None:
         """Re-point ``old`` and, for a directory, everything below it, to ``new``."""
         for path in [p for p in self._by_path if p == new or p.startswith(new + "/")]:
-            del self._by_path[path]  # what was there is replaced (the kernel's nodes go stale)
+            self._by_path.pop(path).gone = True  # replaced: the kernel's nodes there go stale
         moved = [(p, n) for p, n in self._by_path.items() if p == old or p.startswith(old + "/")]
         for path, _ in moved:
             del self._by_path[path]

@@ -28,9 +28,13 @@ class Overlay(Protocol):
 
     def entry(self, path: str) -> Entry | None: ...
     def children(self, dir_path: str) -> dict[str, Entry]: ...
+    def reader_done(self, local: Any) -> None: ...
 
 
 class _NoOverlay:
+    def reader_done(self, local: Any) -> None:
+        pass
+
     def entry(self, path: str) -> Entry | None:
         return None
 

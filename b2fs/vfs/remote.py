@@ -13,16 +13,23 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import trio
+
 log = logging.getLogger(__name__)
 
 COPY_FILE_MAX = 5 * 1000**3  # b2_copy_file's limit on the source
 
 
 class RemoteNames:
-    def __init__(self, client: Any, bucket_id: str, *, hard_delete: bool) -> None:
+    def __init__(self, client: Any, bucket_id: str, *, hard_delete: bool, can_delete: bool = True,
+                 part_size: int = 1 << 30) -> None:  # fmt: skip
         self.client = client
         self.bucket_id = bucket_id
         self.hard_delete = hard_delete
+        self.can_delete = (
+            can_delete  # the key has deleteFiles (else markers are hidden, not deleted)
+        )
+        self.part_size = part_size  # for server-side copies of files over 5 GB
 
     async def remove(self, stored: str) -> None:
         """Make ``stored`` disappear from listings; quiet when it has no visible version."""
@@ -43,8 +50,41 @@ class RemoteNames:
         )
 
     async def delete_marker(self, stored_dir: str) -> None:
-        await self.client.delete_all_versions(self.bucket_id, stored_dir + ".bzEmpty")
+        """Remove a directory marker: its versions hold no data, so they are deleted outright
+        when the key may delete (else hidden, which needs only writeFiles)."""
+        name = stored_dir + ".bzEmpty"
+        if self.can_delete:
+            await self.client.delete_all_versions(self.bucket_id, name)
+        else:
+            await RemoteNames.remove(self, name)
 
-    async def copy(self, file_id: str, new_stored: str, file_info: dict[str, str] | None) -> Any:
-        """Copy a version (≤ 5 GB) to a new name; ``file_info`` replaces the metadata when given."""
-        return await self.client.copy_file(file_id, new_stored, file_info=file_info)
+    async def copy(self, file_id: str, new_stored: str, file_info: dict[str, str] | None,
+                   size: int = 0) -> Any:  # fmt: skip
+        """Copy a version to a new name; ``file_info`` replaces the metadata when given.
+
+        Up to 5 GB this is one ``b2_copy_file``; above, a large file made of ``b2_copy_part``
+        pieces (server-side, nothing travels), keeping the source's metadata unless replaced.
+        """
+        if size <= COPY_FILE_MAX:
+            return await self.client.copy_file(file_id, new_stored, file_info=file_info)
+        if file_info is None:
+            file_info = dict((await self.client.get_file_info(file_id)).file_info)
+        started = await self.client.start_large_file(
+            self.bucket_id, new_stored, file_info=file_info
+        )
+        try:
+            sha1s = {}
+            step = max(self.part_size, -(-size // 10_000))
+            for number, start in enumerate(range(0, size, step), start=1):
+                part = await self.client.copy_part(
+                    file_id, started.file_id, number, (start, min(start + step, size) - 1)
+                )
+                sha1s[number] = part.sha1
+            return await self.client.finish_large_file(started.file_id, sha1s)
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                try:
+                    await self.client.cancel_large_file(started.file_id)
+                except Exception as e:
+                    log.warning("cancelling the unfinished copy %s: %s", new_stored, e)
+            raise

@@ -23,6 +23,7 @@ from typing import Any
 import trio
 
 from b2fs.reader import ObjectRef, Reader
+from b2fs.vfs.entries import Entry
 from b2fs.vfs.inodes import Kind
 from b2fs.writeback.journal import PendingRecord
 
@@ -41,6 +42,8 @@ class DirtyFile:
         self.generation = 0
         self.journaled_generation = -1 if row_id is None else 0
         self.writers = 0  # open handles that may write
+        self.readers = 0  # open read handles and reads in progress (staging must stay)
+
         self.due = 0.0  # trio.current_time() after which the upload may start
         self.uploading: trio.CancelScope | None = None
         self.outcome = trio.Event()  # set (and replaced) after every upload attempt
@@ -48,7 +51,8 @@ class DirtyFile:
         self.uploaded_generation = -1
         self.forced = False  # fsync or unmount: upload even with writers
 
-        self.deleted = False
+        self.deleted = False  # unlinked or replaced: never uploaded
+        self.dropped = False  # out of the journal and the staging directory (fd closes when idle)
 
     # -- what it is ----------------------------------------------------------------------
 
@@ -174,7 +178,15 @@ class DirtyFile:
         os.fsync(self.fd)
 
     def close(self) -> None:
+        if self.fd < 0:
+            return
         try:
             os.close(self.fd)
         except OSError:
             pass
+        self.fd = -1
+
+    def as_entry(self, name: str) -> Entry:
+        r = self.record
+        return Entry(name, self.kind, r.stored, size=r.size, mtime_ns=r.mtime_ns, mode=r.mode, uid=r.uid,
+                     gid=r.gid, local=self)  # fmt: skip

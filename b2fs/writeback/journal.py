@@ -18,6 +18,7 @@ or without encryption, or with another vault) is refused at start
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sqlite3
@@ -131,35 +132,42 @@ class Journal:
                     "upload, or use another cache directory"
                 ) from None
 
+    def _exec(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        """Run one statement; a full disk is ENOSPC for the caller, like a failed write."""
+        try:
+            return self.db.execute(sql, args)
+        except sqlite3.OperationalError as e:
+            if "full" in str(e):
+                raise OSError(errno.ENOSPC, f"journal {self.path}: disk full") from None
+            raise OSError(errno.EIO, f"journal {self.path}: {e}") from None
+
     # -- pending uploads -----------------------------------------------------------------
 
     def put(self, row_id: int | None, record: PendingRecord) -> int:
         data = self._dump(asdict(record))
         path = record.path if self.seal is None else ""
         if row_id is None:
-            cur = self.db.execute("INSERT INTO pending (path, record) VALUES (?, ?)", (path, data))
+            cur = self._exec("INSERT INTO pending (path, record) VALUES (?, ?)", (path, data))
             return int(cur.lastrowid or 0)
-        self.db.execute("UPDATE pending SET path=?, record=? WHERE id=?", (path, data, row_id))
+        self._exec("UPDATE pending SET path=?, record=? WHERE id=?", (path, data, row_id))
         return row_id
 
     def delete(self, row_id: int) -> None:
-        self.db.execute("DELETE FROM pending WHERE id=?", (row_id,))
+        self._exec("DELETE FROM pending WHERE id=?", (row_id,))
 
     def pending(self) -> list[tuple[int, PendingRecord]]:
-        rows = self.db.execute("SELECT id, record FROM pending ORDER BY id").fetchall()
+        rows = self._exec("SELECT id, record FROM pending ORDER BY id").fetchall()
         return [(rid, PendingRecord(**self._load(data))) for rid, data in rows]
 
     # -- multi-step operations -----------------------------------------------------------
 
     def add_op(self, kind: str, args: dict[str, Any]) -> int:
-        cur = self.db.execute(
-            "INSERT INTO ops (kind, args) VALUES (?, ?)", (kind, self._dump(args))
-        )
+        cur = self._exec("INSERT INTO ops (kind, args) VALUES (?, ?)", (kind, self._dump(args)))
         return int(cur.lastrowid or 0)
 
     def done_op(self, op_id: int) -> None:
-        self.db.execute("DELETE FROM ops WHERE id=?", (op_id,))
+        self._exec("DELETE FROM ops WHERE id=?", (op_id,))
 
     def ops(self) -> list[tuple[int, str, dict[str, Any]]]:
-        rows = self.db.execute("SELECT id, kind, args FROM ops ORDER BY id").fetchall()
+        rows = self._exec("SELECT id, kind, args FROM ops ORDER BY id").fetchall()
         return [(rid, kind, self._load(args)) for rid, kind, args in rows]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
@@ -42,8 +43,7 @@ class UploadFailed(FsError):
 
 class WriteBack:
     def __init__(self, *, journal: Journal, staging_dir: str, staging_codec: Any, reader: Reader,
-                 uploader: Uploader, block_size: int, delay: float, concurrency: int,
-                 on_uploaded: Any) -> None:  # fmt: skip
+                 uploader: Uploader, block_size: int, delay: float, concurrency: int) -> None:  # fmt: skip
         self.journal = journal
         self.staging_dir = staging_dir
         self.staging_codec = staging_codec
@@ -51,7 +51,9 @@ class WriteBack:
         self.uploader = uploader
         self.block_size = block_size
         self.delay = delay
-        self.on_uploaded = on_uploaded  # callback(dirty, FileVersion): patch listings
+        # Set by the vfs: patch listings after an upload; remove a name (hide or delete).
+        self.on_uploaded: Callable[[DirtyFile, Any], None] = lambda d, version: None
+        self.remove_name: Callable[[str], Awaitable[None]] | None = None
         self.files: dict[str, DirtyFile] = {}
         self._by_parent: dict[str, dict[str, DirtyFile]] = {}
         self._implied: Counter[str] = Counter()  # directories with dirty files below them
@@ -82,12 +84,16 @@ class WriteBack:
         return out
 
     def _entry(self, d: DirtyFile) -> Entry:
-        r = d.record
-        return Entry(split(r.path)[1], d.kind, r.stored, size=r.size, mtime_ns=r.mtime_ns, mode=r.mode,
-                     uid=r.uid, gid=r.gid, local=d)  # fmt: skip
+        return d.as_entry(split(d.path)[1])
 
     def get(self, path: str) -> DirtyFile | None:
         return self.files.get(path)
+
+    def reader_done(self, d: DirtyFile) -> None:
+        """A read handle closed: a clean version may now leave the overlay."""
+        self.handle_closed(d)
+        if d.readers == 0 and d.writers == 0 and d.uploaded_generation == d.generation:
+            self._wake.set()
 
     def _add(self, d: DirtyFile) -> None:
         self.files[d.path] = d
@@ -187,13 +193,23 @@ class WriteBack:
 
     def _drop_local(self, d: DirtyFile) -> None:
         if d.row_id is not None:
-            self.journal.delete(d.row_id)
+            try:
+                self.journal.delete(d.row_id)
+            except OSError as e:  # a stale row only makes the next mount upload it again
+                log.warning("journal: cannot forget %s: %s", d.shown, e)
             d.row_id = None
-        d.close()
         try:
             os.unlink(os.path.join(self.staging_dir, d.record.staging))
         except OSError:
             pass
+        d.dropped = True
+        self.handle_closed(d)
+
+    def handle_closed(self, d: DirtyFile) -> None:
+        """A handle on ``d`` closed: an unlinked version's staging file goes with its last one
+        (until then its handles keep reading and writing it, as POSIX wants)."""
+        if d.dropped and d.writers == 0 and d.readers == 0:
+            d.close()
 
     # -- uploading -----------------------------------------------------------------------
 
@@ -217,7 +233,7 @@ class WriteBack:
             log.info(
                 "cancelling unfinished large file %s (%s) left by a crash", f.file_name, f.file_id
             )
-            await self.uploader._cancel({"file_id": f.file_id})
+            await self.uploader.cancel_large(f.file_id)
 
     async def _scheduler(self) -> None:
         while True:
@@ -227,7 +243,7 @@ class WriteBack:
                 if d.uploading is not None:
                     continue
                 if d.uploaded_generation == d.generation:
-                    if d.writers == 0:  # uploaded while open, closed since: clean now
+                    if d.writers == 0 and d.readers == 0:  # uploaded while open, closed since
                         self._remove(d)
                         self._drop_local(d)
                     continue
@@ -268,7 +284,7 @@ class WriteBack:
             self.uploads_failed += 1
             backoff = min(MAX_BACKOFF, 2.0 ** min(d.record.attempts, 9))
             if d.row_id is not None:
-                self.journal.put(d.row_id, d.sync_record())
+                self._save_quietly(d)
             log.warning("upload of %s failed (attempt %d, retrying in %.0fs): %s",
                         d.shown, d.record.attempts, backoff, d.record.last_error)  # fmt: skip
             d.due = trio.current_time() + backoff
@@ -280,27 +296,34 @@ class WriteBack:
         d.record.last_error = None
         d.uploaded_generation = generation
         d.forced = False
-        for name in d.record.hide_after:
-            await self._hide_quietly(name)
+        for name in d.record.hide_after:  # e.g. the source of a rename too big to copy at once
+            try:
+                if self.remove_name is not None:
+                    await self.remove_name(name)
+            except Exception as e:
+                log.warning("after uploading %s, removing %r failed: %s", d.shown, name, e)
         d.record.hide_after = []
         self.on_uploaded(d, version)
-        if d.generation == generation and d.writers == 0:
+        if d.generation == generation and d.writers == 0 and d.readers == 0:
             self._remove(d)
             self._drop_local(d)
         elif d.row_id is not None:
-            self.journal.put(d.row_id, d.sync_record())
+            self._save_quietly(d)
         self._signal(d)
+
+    def _save_quietly(self, d: DirtyFile) -> None:
+        """Record progress (attempts, errors, parts); failing to is logged, not fatal."""
+        if d.row_id is None:
+            return
+        try:
+            self.journal.put(d.row_id, d.sync_record())
+        except OSError as e:
+            log.warning("journal: cannot record the state of %s: %s", d.shown, e)
 
     def _signal(self, d: DirtyFile) -> None:
         d.outcome.set()
         d.outcome = trio.Event()
         self._wake.set()
-
-    async def _hide_quietly(self, stored: str) -> None:
-        try:
-            await self.uploader.client.hide_file(self.uploader.bucket_id, stored)
-        except Exception as e:
-            log.debug("hiding %r: %s", stored, e)
 
     async def wait_uploaded(self, d: DirtyFile) -> None:
         """fsync: upload now, return when B2 holds this generation; UploadFailed after a failed try."""
@@ -362,8 +385,10 @@ class WriteBack:
         for d in self.files.values():
             d.writers = 0
             d.forced = True
-            if d.row_id is None or d.journaled_generation != d.generation:
+            try:
                 self.journal_now(d)
+            except OSError as e:  # still uploaded below; only a crash now would lose it
+                log.error("unmount: cannot journal %s: %s", d.shown, e)
             d.due = 0
         self._wake.set()
         deadline = trio.current_time() + wait

@@ -242,7 +242,7 @@ class Uploader:
         if state is not None and (state.get("size") != source.size or self.content.encrypted):
             # An encrypted upload never resumes: its parts were sealed under the key of an
             # encryptor that is gone (each attempt has a new one), so it starts over.
-            await self._cancel(state)
+            await self.cancel_large(state["file_id"])
             state = None
         if state is None:
             plan = plan_parts(source.size, clean, part_size, self.min_part)
@@ -302,15 +302,15 @@ class Uploader:
             have[str(part.part_number)] = part.sha1
         return have
 
-    async def _cancel(self, state: dict[str, Any]) -> None:
+    async def cancel_large(self, file_id: str) -> None:
         try:
-            await self.client.cancel_large_file(state["file_id"])
+            await self.client.cancel_large_file(file_id)
         except Exception as e:  # already gone is fine
-            log.debug("cancel of large file %s: %s", state["file_id"], e)
+            log.debug("cancel of large file %s: %s", file_id, e)
 
     async def abandon(self, d: DirtyFile) -> None:
         """Cancel the large file of a superseded upload, so none is left behind."""
         if d.record.large is not None:
             with trio.CancelScope(shield=True):
-                await self._cancel(d.record.large)
+                await self.cancel_large(d.record.large["file_id"])
             d.record.large = None

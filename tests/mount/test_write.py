@@ -406,3 +406,22 @@ def test_unmount_waits_for_pending_uploads(mount_factory, b2sync, server):
         server.clear_faults()
     assert sorted(b2sync.names(m.bucket)) == [f"f{i}" for i in range(10)]
     assert "waiting for" in m.log()
+
+
+def test_opening_for_write_without_writing_uploads_nothing(
+    mount_factory, b2sync, new_bucket_name, server
+):
+    bucket = new_bucket_name()
+    b2sync.run(lambda c: c.create_bucket(bucket, "allPrivate"))
+    b2sync.upload(bucket, "db.bin", b"unchanged")
+    m = mount_factory(bucket, writeback_delay=0)
+    server.reset_counters()
+    fd = os.open(m.path / "db.bin", os.O_RDWR)
+    assert os.read(fd, 100) == b"unchanged"
+    os.fsync(fd)
+    os.close(fd)
+    m.unmount()
+    calls = server.counters()["calls"]
+    assert not any(
+        calls.get(c) for c in ("b2_copy_file", "b2_upload_file", "b2_start_large_file")
+    ), calls

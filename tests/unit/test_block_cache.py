@@ -1,0 +1,83 @@
+"""The block cache's policy: budget, least-recently-used eviction, rebuild at start, bad disks."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from b2fs.cache.blocks import BlockCache
+
+
+def test_keeps_within_budget_evicting_least_recently_used(tmp_path):
+    cache = BlockCache(tmp_path, budget=3000, block_size=1000)
+    cache.open()
+    for i in range(3):
+        assert cache.put("file", i, bytes([i]) * 1000)
+    assert cache.get("file", 0) == b"\0" * 1000  # 0 is now the most recent
+    assert cache.put("file", 3, b"3" * 1000)
+    assert cache.get("file", 1) is None  # the least recently used went
+    assert cache.get("file", 0) is not None and cache.get("file", 3) is not None
+    assert cache.used == 3000
+    files = [p for p in (tmp_path / "blocks-1000").rglob("*") if p.is_file()]
+    assert len(files) == 3 and sum(p.stat().st_size for p in files) == 3000
+
+
+def test_index_is_rebuilt_from_disk_in_recency_order(tmp_path):
+    cache = BlockCache(tmp_path, budget=10_000, block_size=1000)
+    cache.open()
+    for i in range(4):
+        cache.put("f", i, b"x" * 1000)
+    for i, path in enumerate(sorted((tmp_path / "blocks-1000").rglob("*.?"), key=lambda p: p.name)):
+        os.utime(path, (1000 + i, 1000 + i))
+    (tmp_path / "blocks-1000" / "ab").mkdir(exist_ok=True)
+    (tmp_path / "blocks-1000" / "ab" / "leftover.0.tmp").write_bytes(b"partial")
+    again = BlockCache(tmp_path, budget=2000, block_size=1000)
+    again.open()  # over budget now: the oldest two go
+    assert again.used == 2000
+    assert not (tmp_path / "blocks-1000" / "ab" / "leftover.0.tmp").exists()
+    assert sum(again.get("f", i) is not None for i in range(4)) == 2
+
+
+def test_a_short_block_is_never_served(tmp_path):
+    cache = BlockCache(tmp_path, budget=10_000, block_size=1000)
+    cache.open()
+    cache.put("f", 0, b"y" * 1000)
+    path = next((tmp_path / "blocks-1000").rglob("*.0"))
+    path.write_bytes(b"y" * 10)  # damaged behind our back
+    assert cache.get("f", 0, expected_size=1000) is None
+    assert not path.exists()
+
+
+def test_an_unwritable_directory_disables_the_cache_not_reads(tmp_path):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("file in the way")
+    cache = BlockCache(blocker, budget=10_000, block_size=1000)
+    cache.open()
+    assert not cache.enabled
+    assert cache.put("f", 0, b"z") is False
+    assert cache.get("f", 0) is None
+
+
+def test_a_full_disk_degrades_to_uncached(tmp_path, caplog):
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a small tmpfs")
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(small)], check=True)
+    try:
+        cache = BlockCache(small, budget=10 << 20, block_size=65536)
+        cache.open()
+        results = [cache.put("f", i, b"q" * 65536) for i in range(8)]
+        assert results[0] is True and results[-1] is False
+        assert "cannot store a block" in caplog.text
+        assert cache.get("f", 0) == b"q" * 65536  # what is there still serves
+    finally:
+        subprocess.run(["umount", "-l", str(small)], check=False)
+
+
+def test_directory_is_private(tmp_path):
+    cache = BlockCache(tmp_path, budget=10, block_size=1000)
+    cache.open()
+    assert oct(os.stat(tmp_path / "blocks-1000").st_mode & 0o777) == oct(0o700)
