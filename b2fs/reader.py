@@ -244,6 +244,9 @@ class Reader:
         if not new_block and stream.ahead_until > last:
             return
         stream.window = min(max(stream.window * 2, 2 * bs), self.max_readahead)
+        ahead = (stream.ahead_until - last - 1) * bs
+        if ahead >= stream.window // 2:
+            return  # enough on its way: top up later, by whole requests, not a block at a time
         stop = min(last + 1 + stream.window // bs, (obj.plain_size + bs - 1) // bs)
         begin = max(first, stream.ahead_until)
         self._ensure(obj, begin, stop, demand=False)

@@ -12,10 +12,11 @@ import logging
 import os
 import stat
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pyfuse3
+import trio
 
 from b2fs.fs.attrs import AttrMaker, statfs
 from b2fs.fs.errno_map import fuse_errors
@@ -39,6 +40,11 @@ class Operations(pyfuse3.Operations):
         self.status = status  # callable -> bytes (JSON) for the status xattr
         self.attrs = AttrMaker(fs.opts, fs.mounted_at_ns)
         self.nfc = fs.ns.names.encrypted  # encrypted names are stored (and listed) in NFC
+        self.after_init: Callable[[], None] | None = None  # runs once the kernel's INIT is answered
+
+    def init(self) -> None:
+        if self.after_init is not None:  # INIT is answered when this callback returns: after it
+            trio.lowlevel.current_trio_token().run_sync_soon(self.after_init)
 
     def _name(self, name: bytes) -> str:
         text = decode_name(name)

@@ -51,6 +51,9 @@ MEANINGS: dict[str, str] = {
     "memory_cache": "decoded blocks kept in memory",
     "max_readahead": "largest read-ahead window: a sequential reader's window doubles up to this",
     "max_request": "largest single ranged download (at least `block_size`)",
+    "kernel_readahead": "the kernel's read-ahead on this mount, set through "
+    "`/sys/class/bdi/<device>/read_ahead_kb` when b2fs may write it (root): larger reads "
+    "reach b2fs in fewer requests (the kernel's default is 128K); 0 leaves it alone",
     "download_concurrency": "downloads running at once, for the whole mount",
     "io_timeout": "a B2 call that has not succeeded (retries included) after this long fails: "
     "the program gets EIO",

@@ -69,6 +69,7 @@ class MountOptions:
     cache_dir: str | None = None
     memory_cache: int = 64 << 20  # decoded blocks kept in memory
     max_readahead: int = 64 << 20
+    kernel_readahead: int = 1 << 20  # the kernel's own read-ahead on this mount (its read size)
     max_request: int = 8 << 20  # largest single ranged GET
     download_concurrency: int = 8
     io_timeout: float = 120.0  # a B2 call (with its retries) that takes longer fails: EIO
@@ -106,7 +107,7 @@ class MountOptions:
             raise OptionError("passphrase_file is only used with -o encrypt")
 
 
-_SIZES = {"block_size", "cache_size", "memory_cache", "max_readahead", "max_request",
+_SIZES = {"block_size", "cache_size", "memory_cache", "max_readahead", "max_request", "kernel_readahead",
           "large_file_threshold", "part_size"}  # fmt: skip
 _FLOATS = {
     "io_timeout",
