@@ -92,7 +92,7 @@ class Reader:
 
     # -- public --------------------------------------------------------------------------
 
-    async def read(self, stream: ReadStream, offset: int, size: int) -> bytes:
+    async def read(self, stream: ReadStream, offset: int, size: int) -> bytes | memoryview:
         obj = stream.obj
         end = min(offset + size, obj.plain_size)
         if offset >= end:
@@ -103,7 +103,7 @@ class Reader:
         if first == last:
             block = await self.block(obj, first)
             start = offset - first * bs
-            return block[start : start + (end - offset)]
+            return memoryview(block)[start : start + (end - offset)]  # pyfuse3 takes any buffer
         parts = []
         for index in range(first, last + 1):
             block = await self.block(obj, index)
@@ -159,6 +159,7 @@ class Reader:
         return fetch
 
     async def _run_fetch(self, obj: ObjectRef, first: int, stop: int, fetch: _Fetch) -> None:
+        verified: list[tuple[int, memoryview]] = []
         try:
             async with self._limiter:
                 spans = [self._block_span(obj, i) for i in range(first, stop)]
@@ -171,15 +172,17 @@ class Reader:
                     )
                 self.downloads += 1
                 self.downloaded_bytes += len(data)
+            view = memoryview(data)  # blocks are slices of the one download: no copies
             for i, (s, e) in zip(range(first, stop), spans, strict=True):
-                stored = data[s - start : e - start]
-                self.cache.put(obj.file_id, i, stored)
+                stored = view[s - start : e - start]
                 try:
                     fetch.blocks[i] = await self._decode(obj, i, stored)
                 except FsError as err:
                     if i == first:
                         raise
                     log.debug("read-ahead block %d of %s failed to decode: %s", i, obj.name, err)
+                    continue
+                verified.append((i, stored))
         except BaseException as e:  # noqa: BLE001 - handed to every waiter
             fetch.error = e
             if not isinstance(e, Exception):
@@ -189,6 +192,10 @@ class Reader:
                 if self._inflight.get((obj.file_id, i)) is fetch:
                     del self._inflight[(obj.file_id, i)]
             fetch.done.set()
+        # Readers have their blocks; now keep them on disk (only what decoded: a block that
+        # failed to verify is never cached).
+        for i, stored in verified:
+            await self.cache.put_async(obj.file_id, i, stored)
 
     async def _decode(self, obj: ObjectRef, index: int, stored: bytes) -> bytes:
         if not self.codec.encrypted:

@@ -25,7 +25,6 @@ stopped at the end, on errors and on Ctrl-C too.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -94,7 +93,9 @@ class Mount:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def pending(self) -> int:
-        status = json.loads(os.getxattr(self.path, "user.b2fs.status"))
+        from b2fs.mount.control import read_status
+
+        status = read_status(str(self.path))
         return len(status["writeback"]["pending"])
 
     def vault_seconds(self) -> float | None:

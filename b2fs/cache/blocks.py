@@ -23,6 +23,8 @@ import time
 from collections import OrderedDict
 from pathlib import Path
 
+import trio
+
 log = logging.getLogger(__name__)
 
 Key = tuple[str, int]
@@ -36,6 +38,7 @@ class BlockCache:
         self.budget = budget
         self._index: OrderedDict[Key, int] = OrderedDict()  # key -> size, oldest first
         self._touched: set[Key] = set()
+        self._writing: set[Key] = set()  # being written (their bytes count in ``used``)
         self.used = 0
         self.enabled = budget > 0
         self._last_warning = 0.0
@@ -133,13 +136,41 @@ class BlockCache:
 
     def put(self, file_id: str, index: int, data: bytes) -> bool:
         """Keep a block; returns False (after a rate-limited warning) when the disk refuses."""
-        if not self.enabled or len(data) > self.budget:
-            return False
+        key = self._reserve(file_id, index, len(data))
+        if key is None:
+            return self._key(file_id, index) in self._index
+        return self._finish(key, len(data), self._write(key, data))
+
+    async def put_async(self, file_id: str, index: int, data: bytes) -> bool:
+        """``put`` with the file written in a worker thread: a disk that stalls on dirty
+        pages holds up this block only, not every request of the mount."""
+        key = self._reserve(file_id, index, len(data))
+        if key is None:
+            return self._key(file_id, index) in self._index
+        try:
+            error = await trio.to_thread.run_sync(self._write, key, data)
+        except BaseException:
+            self._finish(key, len(data), OSError("cancelled"))
+            raise
+        return self._finish(key, len(data), error)
+
+    def _reserve(self, file_id: str, index: int, size: int) -> Key | None:
+        """Make room for a new block; None when there is nothing to write."""
+        if not self.enabled or size > self.budget:
+            return None
         key = self._key(file_id, index)
         if key in self._index:
             self._index.move_to_end(key)
-            return True
-        self._evict(len(data))
+            return None
+        if key in self._writing:
+            return None
+        self._evict(size)
+        self._writing.add(key)
+        self.used += size
+        return key
+
+    def _write(self, key: Key, data: bytes) -> OSError | None:
+        """The file write (atomic: a temporary name, then a rename). Thread-safe."""
         path = self._path(key)
         tmp = path.with_name(path.name + ".tmp")
         try:
@@ -154,18 +185,21 @@ class BlockCache:
             os.rename(tmp, path)
         except OSError as e:
             _unlink(tmp)
+            return e
+        return None
+
+    def _finish(self, key: Key, size: int, error: OSError | None) -> bool:
+        self._writing.discard(key)
+        if error is not None:
+            self.used -= size
             now = time.monotonic()
             if now - self._last_warning > 60:
                 self._last_warning = now
-                log.warning(
-                    "block cache: cannot store a block in %s (%s): reading uncached",
-                    self.dir,
-                    e.strerror,
-                )
+                log.warning("block cache: cannot store a block in %s (%s): reading uncached",
+                            self.dir, error.strerror)  # fmt: skip
             return False
-        self._index[key] = len(data)
+        self._index[key] = size
         self._touched.add(key)
-        self.used += len(data)
         self.stores += 1
         return True
 

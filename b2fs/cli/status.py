@@ -1,18 +1,14 @@
 """``b2fs status MOUNTPOINT``: what a running mount is doing (its upload queue, caches, calls).
 
-The mount answers through an extended attribute of its root
-(``user.b2fs.status``, JSON), so the command finds the right process by path
-and needs no socket or pid file.
+The mount answers on a control socket whose path follows from the mountpoint
+(``b2fs.mount.control``), so the command finds the right process by path.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 from typing import Any
-
-XATTR = "user.b2fs.status"
 
 
 def add_parser(sub: Any) -> None:
@@ -22,11 +18,9 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-def read_status(mountpoint: str) -> dict[str, Any]:
-    return json.loads(os.getxattr(mountpoint, XATTR))
-
-
 def run(args: Any) -> int:
+    from b2fs.mount.control import read_status
+
     try:
         status = read_status(args.mountpoint)
     except OSError as e:
@@ -43,7 +37,7 @@ def run(args: Any) -> int:
     else:
         pending = wb["pending"]
         print(f"pending uploads: {len(pending)} file(s), {_size(wb['pending_bytes'])}")
-        for p in pending:
+        for p in pending[:50]:
             err = f"  last error: {p['last_error']}" if p["last_error"] else ""
             print(
                 f"  {p['state']:9} {_size(p['bytes']):>9}  retries {p['attempts']}  {p['path']}{err}"

@@ -20,24 +20,21 @@ import trio
 
 from b2fs.fs.attrs import AttrMaker, statfs
 from b2fs.fs.errno_map import fuse_errors
-from b2fs.vfs.errors import FsError, NotFound
+from b2fs.vfs.errors import FsError
 from b2fs.vfs.filesystem import FileSystem
 from b2fs.vfs.paths import decode_name
 
 log = logging.getLogger(__name__)
-
-STATUS_XATTR = b"user.b2fs.status"
 
 
 class Operations(pyfuse3.Operations):
     supports_dot_lookup = True
     enable_writeback_cache = False
 
-    def __init__(self, fs: FileSystem, changes: Any = None, status: Any = None) -> None:
+    def __init__(self, fs: FileSystem, changes: Any = None) -> None:
         super().__init__()
         self.fs = fs
         self.changes = changes  # b2fs.vfs.changes.Changes, or None on a read-only mount
-        self.status = status  # callable -> bytes (JSON) for the status xattr
         self.attrs = AttrMaker(fs.opts, fs.mounted_at_ns)
         self.nfc = fs.ns.names.encrypted  # encrypted names are stored (and listed) in NFC
         self.after_init: Callable[[], None] | None = None  # runs once the kernel's INIT is answered
@@ -236,15 +233,3 @@ class Operations(pyfuse3.Operations):
         )
         await self._changes().release(fh)
         return self._entry_reply(node, entry)
-
-    # -- extended attributes: only the status of the mount, on its root ------------------
-
-    @fuse_errors
-    async def getxattr(self, inode: int, name: bytes, ctx: Any = None) -> bytes:
-        if inode == pyfuse3.ROOT_INODE and name == STATUS_XATTR and self.status is not None:
-            return self.status()
-        raise NotFound("no such attribute", errno=pyfuse3.ENOATTR)
-
-    @fuse_errors
-    async def listxattr(self, inode: int, ctx: Any = None) -> list[bytes]:
-        return [STATUS_XATTR] if inode == pyfuse3.ROOT_INODE and self.status is not None else []

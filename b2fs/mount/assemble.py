@@ -10,7 +10,6 @@ with progress in the log).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -56,7 +55,7 @@ class Mount:
         if self.writeback is not None:
             await self.writeback.drain(wait)
 
-    def status(self) -> bytes:
+    def status(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "cache": self.cache.stats(),
             "reader": self.reader.stats(),
@@ -65,7 +64,7 @@ class Mount:
         }
         if self.writeback is not None:
             out["writeback"] = self.writeback.status()
-        return json.dumps(out).encode()
+        return out
 
 
 async def assemble(client: Any, bucket: Any, source: Source, cache_dir: str, opts: MountOptions,
@@ -99,7 +98,6 @@ async def assemble(client: Any, bucket: Any, source: Source, cache_dir: str, opt
     namespace = Namespace(listings, names, source.prefix)
     fs = FileSystem(namespace, reader, opts)
     mount = Mount(Operations(fs), fs, reader, cache, listings)
-    mount.operations.status = mount.status
     if not opts.read_only:
         account = client.account
         journal = Journal(os.path.join(cache_dir, "journal.sqlite"), seal=content)

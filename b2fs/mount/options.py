@@ -68,7 +68,9 @@ class MountOptions:
     cache_size: int = 1 << 30
     cache_dir: str | None = None
     memory_cache: int = 64 << 20  # decoded blocks kept in memory
-    max_readahead: int = 64 << 20
+    max_readahead: int = (
+        32 << 20
+    )  # half the memory cache: read-ahead blocks are read before they age out
     kernel_readahead: int = 1 << 20  # the kernel's own read-ahead on this mount (its read size)
     max_request: int = 8 << 20  # largest single ranged GET
     download_concurrency: int = 8

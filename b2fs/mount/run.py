@@ -28,6 +28,7 @@ import pyfuse3
 import trio
 
 from b2fs.mount import sdnotify
+from b2fs.mount.control import serve_status
 from b2fs.mount.options import MountOptions
 from b2fs.mount.source import Source
 
@@ -188,6 +189,7 @@ async def serve(creds: Credentials, source: Source, mountpoint: str, opts: Mount
                     raise StartupError(str(e)) from None
                 async with trio.open_nursery() as services:  # uploads and other background work
                     services.start_soon(stop.watch, signals, mountpoint)
+                    await services.start(serve_status, mountpoint, mount.status)
                     await mount.start(services)
                     await _run_fuse(mount, source, mountpoint, opts, ready, stop)
                     with stop.drain:

@@ -194,4 +194,4 @@ class FileSystem:
             data = await entry.local.read(0, entry.size)
         else:
             data = await self.reader.read(ReadStream(self._object(node.path, entry)), 0, entry.size)
-        return os.fsdecode(data)
+        return os.fsdecode(bytes(data))

@@ -180,9 +180,9 @@ class MountProcess:
         return bool(self.options.get("encrypt"))
 
     def status(self) -> dict[str, Any]:
-        import json
+        from b2fs.mount.control import read_status
 
-        return json.loads(os.getxattr(self.path, "user.b2fs.status"))
+        return read_status(str(self.path))
 
 
 @pytest.fixture
