@@ -101,8 +101,18 @@ class Reader:
         first, last = offset // bs, (end - 1) // bs
         self._plan_readahead(stream, first, last)
         if first == last:
-            block = await self.block(obj, first)
             start = offset - first * bs
+            if stream.window == 0 and not self.codec.encrypted:
+                # A random read of a block on disk: just its bytes, not the whole block.
+                key = (obj.file_id, first)
+                if key not in self._memory and key not in self._inflight:
+                    span = self._block_span(obj, first)
+                    data = self.cache.read_range(
+                        obj.file_id, first, start, end - offset, span[1] - span[0]
+                    )
+                    if data is not None:
+                        return data
+            block = await self.block(obj, first)
             return memoryview(block)[start : start + (end - offset)]  # pyfuse3 takes any buffer
         parts = []
         for index in range(first, last + 1):

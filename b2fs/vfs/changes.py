@@ -196,7 +196,7 @@ class Changes:
         handle = self.fs.handle(fh)
         d = handle.local
         if handle.writable and d is not None and not d.deleted and not _untouched(d):
-            self.wb.journal_now(d)
+            await self.wb.journal_async(d)
 
     async def release(self, fh: int) -> None:
         handle = self.fs.release(fh)
@@ -212,8 +212,9 @@ class Changes:
         if _untouched(d):  # opened for writing, never written: nothing to upload
             await self.wb.discard(d)
             return
-        self.wb.journal_now(d)
-        self.wb.schedule(d)
+        await self.wb.journal_async(d)
+        if not d.deleted:
+            self.wb.schedule(d)
 
     async def fsync(self, fh: int) -> None:
         handle = self.fs.handle(fh)

@@ -39,6 +39,7 @@ class DirtyFile:
         self.row_id = row_id  # journal row, once journaled
         self.filled: set[int] = set(record.filled)
         self.lock = trio.Lock()
+        self.journal_lock = trio.Lock()  # one journal write of this file at a time
         self.generation = 0
         self.journaled_generation = -1 if row_id is None else 0
         self.writers = 0  # open handles that may write

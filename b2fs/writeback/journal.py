@@ -22,6 +22,7 @@ import errno
 import json
 import os
 import sqlite3
+import threading
 import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -92,9 +93,18 @@ class Journal:
         else:
             self.id = row[0]
         self._check()
+        # A second connection for what may be lost in a power cut without losing data (a
+        # finished upload's row: at worst it is uploaded again; parts done: at worst re-sent).
+        # Its commits skip the fsync; the next durable commit syncs the shared WAL anyway.
+        self.quick = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.quick.execute("PRAGMA synchronous=OFF")
+        for db in (self.db, self.quick):
+            db.execute("PRAGMA busy_timeout=10000")
+        self._lock = threading.Lock()  # rows are written from the loop and from worker threads
 
     def close(self) -> None:
         self.db.close()
+        self.quick.close()
 
     # -- sealing (encrypted mounts) ------------------------------------------------------
 
@@ -132,10 +142,11 @@ class Journal:
                     "upload, or use another cache directory"
                 ) from None
 
-    def _exec(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+    def _exec(self, sql: str, args: tuple[Any, ...] = (), durable: bool = True) -> sqlite3.Cursor:
         """Run one statement; a full disk is ENOSPC for the caller, like a failed write."""
         try:
-            return self.db.execute(sql, args)
+            with self._lock:
+                return (self.db if durable else self.quick).execute(sql, args)
         except sqlite3.OperationalError as e:
             if "full" in str(e):
                 raise OSError(errno.ENOSPC, f"journal {self.path}: disk full") from None
@@ -143,17 +154,24 @@ class Journal:
 
     # -- pending uploads -----------------------------------------------------------------
 
-    def put(self, row_id: int | None, record: PendingRecord) -> int:
-        data = self._dump(asdict(record))
-        path = record.path if self.seal is None else ""
+    def put(self, row_id: int | None, record: PendingRecord, durable: bool = True) -> int:
+        """Write a row; ``durable=False`` for progress whose loss only repeats work."""
+        return self.put_encoded(row_id, *self.encode(record), durable=durable)
+
+    def encode(self, record: PendingRecord) -> tuple[str, str]:
+        """(path column, record column): computed on the loop, written anywhere."""
+        return (record.path if self.seal is None else ""), self._dump(asdict(record))
+
+    def put_encoded(self, row_id: int | None, path: str, data: str, durable: bool = True) -> int:
         if row_id is None:
             cur = self._exec("INSERT INTO pending (path, record) VALUES (?, ?)", (path, data))
             return int(cur.lastrowid or 0)
-        self._exec("UPDATE pending SET path=?, record=? WHERE id=?", (path, data, row_id))
+        self._exec("UPDATE pending SET path=?, record=? WHERE id=?", (path, data, row_id), durable)
         return row_id
 
     def delete(self, row_id: int) -> None:
-        self._exec("DELETE FROM pending WHERE id=?", (row_id,))
+        """Forget a row (its upload is done): not synced, see ``quick``."""
+        self._exec("DELETE FROM pending WHERE id=?", (row_id,), durable=False)
 
     def pending(self) -> list[tuple[int, PendingRecord]]:
         rows = self._exec("SELECT id, record FROM pending ORDER BY id").fetchall()

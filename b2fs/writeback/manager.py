@@ -14,7 +14,10 @@ for up to ``unmount_wait`` seconds, with progress in the log.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
+import math
 import os
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -59,6 +62,8 @@ class WriteBack:
         self._implied: Counter[str] = Counter()  # directories with dirty files below them
         self._limiter = trio.CapacityLimiter(concurrency)
         self._wake = trio.Event()
+        self._queue: list[tuple[float, int, DirtyFile]] = []  # (due, serial, file): a heap
+        self._serials = itertools.count()
         self._nursery: trio.Nursery | None = None
         self._serial = 0
         self.uploads_done = 0
@@ -92,8 +97,7 @@ class WriteBack:
     def reader_done(self, d: DirtyFile) -> None:
         """A read handle closed: a clean version may now leave the overlay."""
         self.handle_closed(d)
-        if d.readers == 0 and d.writers == 0 and d.uploaded_generation == d.generation:
-            self._wake.set()
+        self._finalize_if_idle(d)
 
     def _add(self, d: DirtyFile) -> None:
         self.files[d.path] = d
@@ -169,8 +173,33 @@ class WriteBack:
         d.row_id = self.journal.put(d.row_id, d.sync_record())
         d.journaled_generation = d.generation
 
+    async def journal_async(self, d: DirtyFile) -> None:
+        """``journal_now`` with the fsync and the commit in a worker thread, so the loop keeps
+        answering other requests meanwhile (what ``close`` waits for)."""
+        async with d.journal_lock:
+            if d.journaled_generation == d.generation and d.row_id is not None:
+                return
+            generation = d.generation
+            path, data = self.journal.encode(d.sync_record())
+            fd, row_id = d.fd, d.row_id
+
+            def persist() -> int:
+                os.fsync(fd)
+                return self.journal.put_encoded(row_id, path, data)
+
+            row_id = await trio.to_thread.run_sync(persist)
+            if d.dropped:  # unlinked meanwhile: the row must go too
+                self.journal.delete(row_id)
+                return
+            d.row_id = row_id
+            d.journaled_generation = max(d.journaled_generation, generation)
+
     def schedule(self, d: DirtyFile, delay: float | None = None) -> None:
-        d.due = trio.current_time() + (self.delay if delay is None else delay)
+        self._push(d, trio.current_time() + (self.delay if delay is None else delay))
+
+    def _push(self, d: DirtyFile, due: float) -> None:
+        d.due = due
+        heapq.heappush(self._queue, (due, next(self._serials), d))
         self._wake.set()
 
     def move(self, d: DirtyFile, path: str, stored: str, long_info: dict[str, str] | None) -> None:
@@ -236,29 +265,37 @@ class WriteBack:
             await self.uploader.cancel_large(f.file_id)
 
     async def _scheduler(self) -> None:
+        """Start uploads as they fall due: a heap of due times, so a queue of thousands of
+        small files costs a pop per file, not a scan of the queue per event."""
         while True:
             now = trio.current_time()
-            next_due = now + 3600
-            for d in list(self.files.values()):
-                if d.uploading is not None:
-                    continue
-                if d.uploaded_generation == d.generation:
-                    if d.writers == 0 and d.readers == 0:  # uploaded while open, closed since
-                        self._remove(d)
-                        self._drop_local(d)
-                    continue
-
-                if d.writers and not d.forced:
-                    continue
-                if d.due <= now:
-                    d.uploading = trio.CancelScope()
-                    assert self._nursery is not None
-                    self._nursery.start_soon(self._upload, d, d.uploading)
-                else:
-                    next_due = min(next_due, d.due)
+            while self._queue and self._queue[0][0] <= now:
+                due, _, d = heapq.heappop(self._queue)
+                if due == d.due and self.files.get(d.path) is d:
+                    self._consider(d)
+            next_due = self._queue[0][0] if self._queue else math.inf
             self._wake = trio.Event()
             with trio.move_on_at(next_due):
                 await self._wake.wait()
+
+    def _consider(self, d: DirtyFile) -> None:
+        if d.uploading is not None:  # its end schedules it again if it changed meanwhile
+            return
+        if d.uploaded_generation == d.generation:
+            self._finalize_if_idle(d)
+            return
+        if d.writers and not d.forced:  # the last close schedules it
+            return
+        d.uploading = trio.CancelScope()
+        assert self._nursery is not None
+        self._nursery.start_soon(self._upload, d, d.uploading)
+
+    def _finalize_if_idle(self, d: DirtyFile) -> None:
+        """A version B2 holds, no longer open: it leaves the overlay and the journal."""
+        if (self.files.get(d.path) is d and d.uploading is None and d.writers == 0 and d.readers == 0
+                and d.uploaded_generation == d.generation):  # fmt: skip
+            self._remove(d)
+            self._drop_local(d)
 
     async def _upload(self, d: DirtyFile, scope: trio.CancelScope) -> None:
         generation = d.generation
@@ -269,7 +306,7 @@ class WriteBack:
                 try:
                     self.journal_now(d)
                     version = await self.uploader.upload(
-                        d, save=lambda r: self.journal.put(d.row_id, r)
+                        d, save=lambda r: self.journal.put(d.row_id, r, durable=False)
                     )
                 except Exception as e:  # retried with backoff; the journal keeps it
                     error = e
@@ -287,7 +324,7 @@ class WriteBack:
                 self._save_quietly(d)
             log.warning("upload of %s failed (attempt %d, retrying in %.0fs): %s",
                         d.shown, d.record.attempts, backoff, d.record.last_error)  # fmt: skip
-            d.due = trio.current_time() + backoff
+            self._push(d, trio.current_time() + backoff)
             d.failure_count += 1
             self._signal(d)
             return
@@ -307,8 +344,11 @@ class WriteBack:
         if d.generation == generation and d.writers == 0 and d.readers == 0:
             self._remove(d)
             self._drop_local(d)
-        elif d.row_id is not None:
-            self._save_quietly(d)
+        else:
+            if d.row_id is not None:
+                self._save_quietly(d)
+            if d.generation != generation and (d.writers == 0 or d.forced):
+                self.schedule(d)  # changed while it uploaded, and closed since
         self._signal(d)
 
     def _save_quietly(self, d: DirtyFile) -> None:
@@ -316,7 +356,7 @@ class WriteBack:
         if d.row_id is None:
             return
         try:
-            self.journal.put(d.row_id, d.sync_record())
+            self.journal.put(d.row_id, d.sync_record(), durable=False)
         except OSError as e:
             log.warning("journal: cannot record the state of %s: %s", d.shown, e)
 
@@ -373,7 +413,7 @@ class WriteBack:
                 self._remove(old)
                 self._drop_local(old)
             self._add(d)
-            d.due = 0
+            self._push(d, 0)
             known.add(record.staging)
             log.info("journal: %s (%d bytes) is pending upload", shown, record.size)
         for name in os.listdir(self.staging_dir):
@@ -389,8 +429,7 @@ class WriteBack:
                 self.journal_now(d)
             except OSError as e:  # still uploaded below; only a crash now would lose it
                 log.error("unmount: cannot journal %s: %s", d.shown, e)
-            d.due = 0
-        self._wake.set()
+            self._push(d, 0)
         deadline = trio.current_time() + wait
         last_report = 0.0
         while self.files and trio.current_time() < deadline:
