@@ -17,7 +17,8 @@ Then, on b2fs (``-o`` options, default: the mount's defaults) and on rclone (fla
 - ``ls -lR`` and ``find`` of the tree on a fresh mount (cold) and again (warm);
 - API calls by class from the server's counters, and the mount process's peak RSS (VmHWM).
 
-``--sweep`` adds cold sequential reads under several b2fs option sets.  Every mount and
+``--sweep`` adds cold sequential reads under several b2fs option sets; ``--profile DIR`` records
+each b2fs workload with py-spy (raw stacks and a summary per workload; rates are then lower).  Every mount and
 process is ended (by pid) on exit, Ctrl-C or SIGTERM.
 """
 
@@ -45,6 +46,7 @@ from mounts import (
     delta,
     load_average,
     print_table,
+    profiled,
     random_file,
     read_through,
     signals_as_interrupt,
@@ -52,8 +54,9 @@ from mounts import (
 
 from b2fs.b2 import B2Client
 
-# rclone with an on-disk cache comparable to b2fs's block cache, and b2fs's metadata TTLs.
-RCLONE_FLAGS = ["--vfs-cache-mode", "full", "--vfs-cache-max-size", "1G",
+# rclone with an on-disk cache like b2fs's block cache (2G: rclone empties a cache that has
+# reached its limit at start, and the file is 1 GiB), and b2fs's metadata TTLs.
+RCLONE_FLAGS = ["--vfs-cache-mode", "full", "--vfs-cache-max-size", "2G",
                 "--dir-cache-time", "60s", "--attr-timeout", "1s", "--poll-interval", "0"]  # fmt: skip
 SWEEP: list[dict[str, str]] = [
     {},
@@ -208,9 +211,10 @@ class Runner:
 
     def measure(self, label: str, fn: Callable[[], float], unit: str, rows: list[list[str]],
                 mount: Mount) -> float:  # fmt: skip
-        before = self.s.counters()
-        value = fn()
-        d = delta(before, self.s.counters())
+        with profiled(self.args.profile, mount, label):
+            before = self.s.counters()
+            value = fn()
+            d = delta(before, self.s.counters())
         fmt = f"{value:,.0f}" if unit != "s" else f"{value:.2f}"
         rows.append([label, f"{fmt} {unit}", calls_text(d), f"{d['bytes_out'] / MiB:,.0f}",
                      f"{mount.rss():.0f}"])  # fmt: skip
@@ -290,6 +294,8 @@ def main() -> None:
         "--sweep", action="store_true", help="cold sequential reads, several option sets"
     )
     ap.add_argument("--streams", type=int, default=4, help="ranges of the server baseline")
+    ap.add_argument("--profile", default=None, metavar="DIR",
+                    help="py-spy every b2fs workload into DIR (slows them down)")  # fmt: skip
     ap.add_argument("--tmp", default=None, help="directory for temp files (default: $TMPDIR)")
     args = ap.parse_args()
     size = args.size_mib * MiB

@@ -18,7 +18,8 @@ mount with an empty cache:
 - ``--small`` files of 1 KiB created one after the other (open, write, close): creates/s;
 - API calls by class from the server's counters, and the mount's peak RSS (VmHWM).
 
-Every mount and process is ended (by pid) on exit, Ctrl-C or SIGTERM.
+``--profile DIR`` records each b2fs workload with py-spy (raw stacks and a summary; the
+times are then longer).  Every mount and process is ended (by pid) on exit, Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from mounts import (
     delta,
     load_average,
     print_table,
+    profiled,
     random_file,
     signals_as_interrupt,
     uploads_done,
@@ -119,12 +121,13 @@ class Runner:
         """Fresh bucket and mount; run; wait for the upload queue; check B2; one table row."""
         bucket, bucket_id = self.s.new_bucket()
         m = self.mount(who, bucket, options)
-        before = self.s.counters()
-        t0 = time.monotonic()
-        run(m.path)  # type: ignore[operator]
-        t_local = time.monotonic() - t0
-        floor = uploads_done(before) + expect
-        t_b2 = m.wait_uploaded(lambda: uploads_done(self.s.counters()) >= floor) - t0
+        with profiled(self.args.profile, m, f"{who} {label}"):
+            before = self.s.counters()
+            t0 = time.monotonic()
+            run(m.path)  # type: ignore[operator]
+            t_local = time.monotonic() - t0
+            floor = uploads_done(before) + expect
+            t_b2 = m.wait_uploaded(lambda: uploads_done(self.s.counters()) >= floor) - t0
         d = delta(before, self.s.counters())
         held = self.s.run(lambda c: names_in_b2(c, bucket_id, prefix))
         if len(held) != expect:
@@ -167,6 +170,8 @@ def main() -> None:
     ap.add_argument("-o", dest="options", default="", help="b2fs mount options (-o form)")
     ap.add_argument("--no-rclone", action="store_true", help="skip the rclone runs")
     ap.add_argument("--only", default="seq,untar,small", help="workloads: seq,untar,small")
+    ap.add_argument("--profile", default=None, metavar="DIR",
+                    help="py-spy every b2fs workload into DIR (slows them down)")  # fmt: skip
     ap.add_argument("--tmp", default=None, help="directory for temp files (default: $TMPDIR)")
     args = ap.parse_args()
     size = args.size_mib * MiB

@@ -24,6 +24,7 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -396,3 +397,61 @@ def print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
 
 def rmtree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+class Profile:
+    """``py-spy record`` of a mount process while a workload runs (``--idle``: time the trio
+    loop waits shows as ``EpollIOManager.get_events``); writes raw stacks and a summary."""
+
+    def __init__(self, pid: int, out: Path, rate: int = 100) -> None:
+        self.pid, self.out, self.rate = pid, out, rate
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Profile:
+        spy = Path(sys.executable).with_name("py-spy")
+        cmd = [str(spy), "record", "-p", str(self.pid), "-r", str(self.rate), "--idle",
+               "-f", "raw", "-o", str(self.out.with_suffix(".stacks"))]  # fmt: skip
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(1.0)  # py-spy attaches
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is None:
+            return
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        stacks = self.out.with_suffix(".stacks")
+        if stacks.exists():
+            self.out.with_suffix(".txt").write_text(summarize(stacks))
+
+
+def summarize(stacks: Path, top: int = 30) -> str:
+    """Self and inclusive shares of the frames in py-spy's raw output."""
+    total, own, incl = 0, Counter[str](), Counter[str]()
+    for line in stacks.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        frames = stack.split(";")
+        total += int(n)
+        own[frames[-1]] += int(n)
+        for frame in set(frames):
+            incl[frame] += int(n)
+    out = [f"{total} samples", "-- self"]
+    out += [f"{100 * v / total:5.1f}% {k}" for k, v in own.most_common(top)]
+    out += ["-- inclusive"] + [f"{100 * v / total:5.1f}% {k}" for k, v in incl.most_common(top)]
+    return "\n".join(out) + "\n"
+
+
+@contextmanager
+def profiled(directory: str | None, mount: Mount, label: str) -> Iterator[None]:
+    """Profile ``mount`` (b2fs only) into ``directory`` while the block runs, if asked."""
+    if directory is None or mount.kind != "b2fs" or mount.proc is None:
+        yield
+        return
+    slug = "".join(c if c.isalnum() else "-" for c in label.lower()).strip("-")
+    with Profile(mount.pid, Path(directory) / slug):
+        yield
