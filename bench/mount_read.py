@@ -17,6 +17,8 @@ Then, on b2fs (``-o`` options, default: the mount's defaults) and on rclone (fla
 - ``ls -lR`` and ``find`` of the tree on a fresh mount (cold) and again (warm);
 - API calls by class from the server's counters, and the mount process's peak RSS (VmHWM).
 
+"other load" is the number of cores other work on the machine kept busy meanwhile (it is
+shared); ``--quiet CORES`` waits before each workload until that is under CORES.
 ``--sweep`` adds cold sequential reads under several b2fs option sets; ``--profile DIR`` records
 each b2fs workload with py-spy (raw stacks and a summary per workload; rates are then lower).  Every mount and
 process is ended (by pid) on exit, Ctrl-C or SIGTERM.
@@ -41,6 +43,7 @@ from emulator_throughput import download as raw_download
 from mounts import (
     MiB,
     Mount,
+    OtherLoad,
     Session,
     calls_text,
     delta,
@@ -50,6 +53,7 @@ from mounts import (
     random_file,
     read_through,
     signals_as_interrupt,
+    wait_for_quiet,
 )
 
 from b2fs.b2 import B2Client
@@ -211,13 +215,14 @@ class Runner:
 
     def measure(self, label: str, fn: Callable[[], float], unit: str, rows: list[list[str]],
                 mount: Mount) -> float:  # fmt: skip
-        with profiled(self.args.profile, mount, label):
+        wait_for_quiet(self.s.pids, self.args.quiet, self.args.quiet_timeout)
+        with profiled(self.args.profile, mount, label), OtherLoad(self.s.pids) as load:
             before = self.s.counters()
             value = fn()
             d = delta(before, self.s.counters())
         fmt = f"{value:,.0f}" if unit != "s" else f"{value:.2f}"
         rows.append([label, f"{fmt} {unit}", calls_text(d), f"{d['bytes_out'] / MiB:,.0f}",
-                     f"{mount.rss():.0f}"])  # fmt: skip
+                     f"{mount.rss():.0f}", f"{load.cores:.2f}"])  # fmt: skip
         return value
 
     def done(self, who: str, m: Mount) -> None:
@@ -267,13 +272,15 @@ class Runner:
                          self.tree_rows, m)  # fmt: skip
             self.done(who, m)
 
-    def cold_only(self, options: dict[str, str]) -> tuple[float, dict[str, Any], float]:
+    def cold_only(self, options: dict[str, str]) -> tuple[float, dict[str, Any], float, float]:
         m = self.mount("b2fs", self.s.root("sweep-cache"), options)
-        before = self.s.counters()
-        rate = sequential(m.path / "big.bin", self.reading.size)
-        d = delta(before, self.s.counters())
+        wait_for_quiet(self.s.pids, self.args.quiet, self.args.quiet_timeout)
+        with OtherLoad(self.s.pids) as load:
+            before = self.s.counters()
+            rate = sequential(m.path / "big.bin", self.reading.size)
+            d = delta(before, self.s.counters())
         self.done("b2fs", m)
-        return rate, d, m.peak_rss
+        return rate, d, m.peak_rss, load.cores
 
 
 def parse_o(text: str) -> dict[str, str]:
@@ -296,6 +303,9 @@ def main() -> None:
     ap.add_argument("--streams", type=int, default=4, help="ranges of the server baseline")
     ap.add_argument("--profile", default=None, metavar="DIR",
                     help="py-spy every b2fs workload into DIR (slows them down)")  # fmt: skip
+    ap.add_argument("--quiet", type=float, default=None, metavar="CORES",
+                    help="before each workload, wait until other work uses under CORES")  # fmt: skip
+    ap.add_argument("--quiet-timeout", type=float, default=300, help="longest such wait (s)")
     ap.add_argument("--tmp", default=None, help="directory for temp files (default: $TMPDIR)")
     args = ap.parse_args()
     size = args.size_mib * MiB
@@ -314,12 +324,17 @@ def main() -> None:
         print(f"setup done: {args.size_mib} MiB file, {n_tree} tree files; load {load_average()}",
               flush=True)  # fmt: skip
 
-        base = [
+        base = []
+        for label, fn in (
             (f"server, {args.streams} parallel ranges (http.client threads)",
-             server_parallel_rate(s, version.file_id, size, args.streams)),
+             lambda: server_parallel_rate(s, version.file_id, size, args.streams)),
             ("b2 client, 8 x 8 MiB ranges in flight (httpx, trio)",
-             client_parallel_rate(s, version.file_id, size, 8 * MiB, 8)),
-        ]  # fmt: skip
+             lambda: client_parallel_rate(s, version.file_id, size, 8 * MiB, 8)),
+        ):  # fmt: skip
+            wait_for_quiet(s.pids, args.quiet, args.quiet_timeout)
+            with OtherLoad(s.pids) as load:
+                rate = max(fn() for _ in range(args.repeat))
+            base.append((label, rate, load.cores))
         server_rate, client_rate = base[0][1], base[1][1]
 
         r = Runner(s, bucket, reading, args)
@@ -339,9 +354,9 @@ def main() -> None:
         sweep_rows = []
         if args.sweep:
             for opts in SWEEP:
-                rate, d, rss = r.cold_only({**options, **opts})
+                rate, d, rss, other = r.cold_only({**options, **opts})
                 sweep_rows.append([opts_text(opts), f"{rate:,.0f}", f"{rate / client_rate:.2f}",
-                                   f"{rate / server_rate:.2f}", calls_text(d, 2), f"{rss:.0f}"])  # fmt: skip
+                                   f"{rate / server_rate:.2f}", calls_text(d, 2), f"{rss:.0f}", f"{other:.2f}"])  # fmt: skip
                 print(
                     f"sweep {opts_text(opts)}: {rate:.0f} MB/s; load {load_average()}", flush=True
                 )
@@ -349,13 +364,15 @@ def main() -> None:
 
     print(f"\nb2fs mount read benchmark: {args.size_mib} MiB file, {os.cpu_count()} cores, "
           f"b2fs options: {opts_text(options)}; load average at the end: {load_end}")  # fmt: skip
-    print_table("Direct downloads of the file (same run)", ["baseline", "MB/s"],
-                [[label, f"{rate:,.0f}"] for label, rate in base])  # fmt: skip
+    print_table(f"Direct downloads of the file (same run, best of {args.repeat})",
+                ["baseline", "MB/s", "other load"],
+                [[label, f"{rate:,.0f}", f"{o:.2f}"] for label, rate, o in base])  # fmt: skip
     best = max(colds)
     print(f"b2fs cold sequential: {', '.join(f'{c:,.0f}' for c in colds)} MB/s "
           f"(median {statistics.median(colds):,.0f}); best = {best / server_rate:.2f} x server, "
           f"{best / client_rate:.2f} x b2 client  (goal >= 0.8)")  # fmt: skip
-    head = ["workload", "rate", "API calls by class (busiest calls)", "MiB downloaded", "RSS MiB"]
+    head = ["workload", "rate", "API calls by class (busiest calls)", "MiB downloaded", "RSS MiB",
+            "other load"]  # fmt: skip
     print_table("File reads", head, r.rows)
     if r.tree_rows:
         print_table(
@@ -363,7 +380,7 @@ def main() -> None:
         )
     if sweep_rows:
         print_table("b2fs option sweep: cold sequential read",
-                    ["-o options", "MB/s", "x client", "x server", "API calls", "RSS MiB"],
+                    ["-o options", "MB/s", "x client", "x server", "API calls", "RSS MiB", "other load"],
                     sweep_rows)  # fmt: skip
     print("\nPeak RSS of the mount process (MiB): "
           + ", ".join(f"{k} {v:.0f}" for k, v in r.rss.items()))  # fmt: skip

@@ -18,7 +18,8 @@ mount with an empty cache:
 - ``--small`` files of 1 KiB created one after the other (open, write, close): creates/s;
 - API calls by class from the server's counters, and the mount's peak RSS (VmHWM).
 
-``--profile DIR`` records each b2fs workload with py-spy (raw stacks and a summary; the
+"other load": cores other work on the (shared) machine kept busy meanwhile; ``--quiet
+CORES`` waits before each workload until that is under CORES.  ``--profile DIR`` records each b2fs workload with py-spy (raw stacks and a summary; the
 times are then longer).  Every mount and process is ended (by pid) on exit, Ctrl-C or SIGTERM.
 """
 
@@ -37,6 +38,7 @@ from pathlib import Path
 from mounts import (
     MiB,
     Mount,
+    OtherLoad,
     Session,
     calls_text,
     delta,
@@ -46,6 +48,7 @@ from mounts import (
     random_file,
     signals_as_interrupt,
     uploads_done,
+    wait_for_quiet,
 )
 
 from b2fs.b2 import B2Client
@@ -121,7 +124,8 @@ class Runner:
         """Fresh bucket and mount; run; wait for the upload queue; check B2; one table row."""
         bucket, bucket_id = self.s.new_bucket()
         m = self.mount(who, bucket, options)
-        with profiled(self.args.profile, m, f"{who} {label}"):
+        wait_for_quiet(self.s.pids, self.args.quiet, self.args.quiet_timeout)
+        with profiled(self.args.profile, m, f"{who} {label}"), OtherLoad(self.s.pids) as load:
             before = self.s.counters()
             t0 = time.monotonic()
             run(m.path)  # type: ignore[operator]
@@ -136,7 +140,7 @@ class Runner:
         self.rss[who] = max(self.rss.get(who, 0.0), m.peak_rss)
         rate = f"{unit_count / t_local:,.0f} {unit}"
         self.rows.append([f"{who}: {label}", f"{t_local:.2f}", rate, f"{t_b2:.2f}",
-                          f"{t_b2 - delay:.2f}", calls_text(d), f"{m.peak_rss:.0f}"])  # fmt: skip
+                          f"{t_b2 - delay:.2f}", calls_text(d), f"{m.peak_rss:.0f}", f"{load.cores:.2f}"])  # fmt: skip
         print(f"{who} {label}: local {t_local:.2f} s, in B2 {t_b2:.2f} s; load {load_average()}",
               flush=True)  # fmt: skip
 
@@ -172,6 +176,9 @@ def main() -> None:
     ap.add_argument("--only", default="seq,untar,small", help="workloads: seq,untar,small")
     ap.add_argument("--profile", default=None, metavar="DIR",
                     help="py-spy every b2fs workload into DIR (slows them down)")  # fmt: skip
+    ap.add_argument("--quiet", type=float, default=None, metavar="CORES",
+                    help="before each workload, wait until other work uses under CORES")  # fmt: skip
+    ap.add_argument("--quiet-timeout", type=float, default=300, help="longest such wait (s)")
     ap.add_argument("--tmp", default=None, help="directory for temp files (default: $TMPDIR)")
     args = ap.parse_args()
     size = args.size_mib * MiB
@@ -185,11 +192,13 @@ def main() -> None:
         random_file(source, size)
         tarball, tar_files, tar_bytes = stdlib_tarball(Path(tmp))
         _, bucket_id = s.new_bucket()
-        before = s.counters()
-        t = time.monotonic()
-        s.run(lambda c: c.upload_file(bucket_id, "big.bin", source))
-        direct = time.monotonic() - t
-        direct_calls = delta(before, s.counters())
+        wait_for_quiet(s.pids, args.quiet, args.quiet_timeout)
+        with OtherLoad(s.pids) as direct_load:
+            before = s.counters()
+            t = time.monotonic()
+            s.run(lambda c: c.upload_file(bucket_id, "big.bin", source))
+            direct = time.monotonic() - t
+            direct_calls = delta(before, s.counters())
         r = Runner(s, args, source, tarball, tar_files)
         r.all("b2fs", options, delay)
         if not args.no_rclone:
@@ -200,12 +209,22 @@ def main() -> None:
     print(f"\nb2fs mount write benchmark: {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
           f"b2fs options: {opts}; load average at the end: {load_end}")  # fmt: skip
     print(f"tarball: {tar_files} files, {tar_bytes / 1e6:.0f} MB")
-    print_table("Direct upload by the b2 client (same run)", ["upload", "s", "MB/s", "API calls"],
+    print_table("Direct upload by the b2 client (same run)",
+                ["upload", "s", "MB/s", "API calls", "other load"],
                 [[f"{args.size_mib} MiB, upload_file", f"{direct:.2f}", f"{size / direct / 1e6:,.0f}",
-                  calls_text(direct_calls)]])  # fmt: skip
+                  calls_text(direct_calls), f"{direct_load.cores:.2f}"]])  # fmt: skip
     print_table(
         "Writes through the mount (seconds from the first write)",
-        ["workload", "close s", "rate", "in B2 s", "minus delay", "API calls by class", "RSS MiB"],
+        [
+            "workload",
+            "close s",
+            "rate",
+            "in B2 s",
+            "minus delay",
+            "API calls by class",
+            "RSS MiB",
+            "other load",
+        ],
         r.rows,
     )
     for row in r.rows:

@@ -310,6 +310,11 @@ class Session:
     def counters(self) -> dict[str, Any]:
         return self.server.counters()
 
+    def pids(self) -> list[int]:
+        """This process, the server and every live mount: what is *not* other work."""
+        live = [m.proc.pid for m in self.mounts if m.proc is not None]
+        return [os.getpid(), self.server.pid, *live]
+
 
 def delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     """API calls (by class and by name) and bytes between two counter readings."""
@@ -455,3 +460,56 @@ def profiled(directory: str | None, mount: Mount, label: str) -> Iterator[None]:
     slug = "".join(c if c.isalnum() else "-" for c in label.lower()).strip("-")
     with Profile(mount.pid, Path(directory) / slug):
         yield
+
+
+# -- the rest of the machine -----------------------------------------------------------------
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _busy_ticks() -> int:
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return v[0] + v[1] + v[2] + v[5] + v[6] + v[7]  # user nice system irq softirq steal
+
+
+def _own_ticks(pids: list[int]) -> int:
+    """CPU used by these processes, and by the children they have waited for (tar, ls...)."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+    return total
+
+
+class OtherLoad:
+    """Cores kept busy by other work (not this benchmark, its server or its mounts) while the
+    block runs: the machine is shared, and this says how much a figure was disturbed."""
+
+    def __init__(self, pids: Callable[[], list[int]]) -> None:
+        self.pids = pids
+        self.cores = 0.0
+
+    def __enter__(self) -> OtherLoad:
+        self._pids = self.pids()
+        self._t, self._busy, self._own = time.monotonic(), _busy_ticks(), _own_ticks(self._pids)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        elapsed = time.monotonic() - self._t
+        others = (_busy_ticks() - self._busy) - (_own_ticks(self._pids) - self._own)
+        self.cores = max(0.0, others / TICKS / max(elapsed, 1e-6))
+
+
+def wait_for_quiet(pids: Callable[[], list[int]], cores: float | None, timeout: float) -> float:
+    """Wait (up to ``timeout`` s) until other work uses under ``cores`` over 3 s; returns it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with OtherLoad(pids) as load:
+            time.sleep(3)
+        if cores is None or load.cores < cores or time.monotonic() > deadline:
+            return load.cores
