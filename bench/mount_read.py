@@ -19,7 +19,8 @@ Then, on b2fs (``-o`` options, default: the mount's defaults) and on rclone (fla
 
 "other load" is the number of cores other work on the machine kept busy meanwhile (it is
 shared); ``--quiet CORES`` waits before each workload until that is under CORES.
-``--sweep`` adds cold sequential reads under several b2fs option sets; ``--profile DIR`` records
+``--sweep`` adds cold sequential reads under several b2fs option sets; ``-p NAMES`` adds
+"b2fs+p" runs with prototypes of recommended changes (``bench/proposals.py``); ``--profile DIR`` records
 each b2fs workload with py-spy (raw stacks and a summary per workload; rates are then lower).  Every mount and
 process is ended (by pid) on exit, Ctrl-C or SIGTERM.
 """
@@ -207,7 +208,8 @@ class Runner:
             return self.s.rclone(self.bucket, RCLONE_FLAGS, cache_dir=cache)
         options = dict(options or {})
         ra = options.pop("_read_ahead_kb", None)
-        m = self.s.b2fs(self.bucket, options, cache_dir=cache)
+        proposals = options.pop("_proposals", self.args.proposals if who == "b2fs+p" else "")
+        m = self.s.b2fs(self.bucket, options, cache_dir=cache, proposals=proposals)
         if ra is not None:
             dev = os.stat(m.path).st_dev
             Path(f"/sys/class/bdi/{os.major(dev)}:{os.minor(dev)}/read_ahead_kb").write_text(ra)
@@ -233,7 +235,7 @@ class Runner:
         size, r, rows = self.reading.size, self.reading, self.rows
         out: dict[str, float] = {}
         warm, cold = r.offsets[: self.args.random_warm], r.offsets[: self.args.random_cold]
-        cache = self.s.root(f"{who}-cache")
+        cache = self.s.root(f"{who.replace('+', '-')}-cache")
         m = self.mount(who, cache, options)
         f = m.path / "big.bin"
         out["cold"] = self.measure(f"{who}: sequential, cold", lambda: sequential(f, size), "MB/s",
@@ -254,7 +256,7 @@ class Runner:
         self.measure(f"{who}: 4 KiB random, warm (disk cache, remounted, {len(warm)} reads)",
                      lambda: random_reads(f, warm, r), "IOPS", rows, m)  # fmt: skip
         self.done(who, m)
-        m = self.mount(who, self.s.root(f"{who}-cache-random"), options)
+        m = self.mount(who, self.s.root(f"{who.replace('+', '-')}-cache-random"), options)
         f = m.path / "big.bin"
         self.measure(f"{who}: 4 KiB random, cold ({len(cold)} reads)",
                      lambda: random_reads(f, cold, r), "IOPS", rows, m)  # fmt: skip
@@ -263,7 +265,7 @@ class Runner:
 
     def tree(self, who: str) -> None:
         for tool in (["ls", "-lR"], ["find"]):
-            m = self.mount(who, self.s.root(f"{who}-cache-tree"))
+            m = self.mount(who, self.s.root(f"{who.replace('+', '-')}-cache-tree"))
             argv = [*tool, str(m.path / "tree")]
             name = " ".join(tool)
             self.measure(f"{who}: {name}, cold", lambda a=argv: run_tool(a), "s",  # type: ignore[misc]
@@ -295,6 +297,8 @@ def main() -> None:
     ap.add_argument("--tree", default="10x10x100", help="directories x subdirectories x files")
     ap.add_argument("--repeat", type=int, default=1, help="runs of the b2fs file reads")
     ap.add_argument("-o", dest="options", default="", help="b2fs mount options (-o form)")
+    ap.add_argument("-p", "--proposals", default="", metavar="NAMES",
+                    help="also run b2fs with bench/proposals.py's patches (b2fs+p rows)")  # fmt: skip
     ap.add_argument("--no-rclone", action="store_true", help="skip the rclone runs")
     ap.add_argument("--no-tree", action="store_true", help="skip ls -lR / find")
     ap.add_argument(
@@ -345,15 +349,20 @@ def main() -> None:
             print(
                 f"b2fs run {i + 1}: cold {out['cold']:.0f} MB/s; load {load_average()}", flush=True
             )
+        if args.proposals:
+            r.file_reads("b2fs+p", options)
         if not args.no_rclone:
             r.file_reads("rclone")
         if not args.no_tree:
             r.tree("b2fs")
+            if args.proposals:
+                r.tree("b2fs+p")
             if not args.no_rclone:
                 r.tree("rclone")
         sweep_rows = []
         if args.sweep:
-            for opts in SWEEP:
+            extra = [{"_proposals": args.proposals}] if args.proposals else []
+            for opts in SWEEP + extra:
                 rate, d, rss, other = r.cold_only({**options, **opts})
                 sweep_rows.append([opts_text(opts), f"{rate:,.0f}", f"{rate / client_rate:.2f}",
                                    f"{rate / server_rate:.2f}", calls_text(d, 2), f"{rss:.0f}", f"{other:.2f}"])  # fmt: skip
@@ -364,6 +373,8 @@ def main() -> None:
 
     print(f"\nb2fs mount read benchmark: {args.size_mib} MiB file, {os.cpu_count()} cores, "
           f"b2fs options: {opts_text(options)}; load average at the end: {load_end}")  # fmt: skip
+    if args.proposals:
+        print(f"b2fs+p: b2fs with bench/proposals.py {args.proposals}")
     print_table(f"Direct downloads of the file (same run, best of {args.repeat})",
                 ["baseline", "MB/s", "other load"],
                 [[label, f"{rate:,.0f}", f"{o:.2f}"] for label, rate, o in base])  # fmt: skip

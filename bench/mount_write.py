@@ -18,6 +18,7 @@ mount with an empty cache:
 - ``--small`` files of 1 KiB created one after the other (open, write, close): creates/s;
 - API calls by class from the server's counters, and the mount's peak RSS (VmHWM).
 
+``-p NAMES`` adds "b2fs+p" runs with prototypes of recommended changes (``bench/proposals.py``).
 "other load": cores other work on the (shared) machine kept busy meanwhile; ``--quiet
 CORES`` waits before each workload until that is under CORES.  ``--profile DIR`` records each b2fs workload with py-spy (raw stacks and a summary; the
 times are then longer).  Every mount and process is ended (by pid) on exit, Ctrl-C or SIGTERM.
@@ -59,25 +60,27 @@ RCLONE_FLAGS = ["--vfs-cache-mode", "full", "--vfs-write-back", "5s", "--transfe
                 "--dir-cache-time", "60s", "--attr-timeout", "1s", "--poll-interval", "0"]  # fmt: skip
 
 
-def stdlib_tarball(tmp: Path) -> tuple[Path, int, int]:
-    """Python's standard library as a tar (as in tests/mount/test_write.py): path, files, bytes."""
+def stdlib_tarball(tmp: Path) -> tuple[Path, int, int, int]:
+    """Python's standard library as a tar (as in tests/mount/test_write.py): path, files,
+    bytes, directories."""
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     tar_path = tmp / "stdlib.tar"
-    files = size = 0
+    files = size = dirs = 0
 
     def keep(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
-        nonlocal files, size
+        nonlocal files, size, dirs
         parts = Path(info.name).parts
         if "__pycache__" in parts or (len(parts) > 1 and (parts[1] in ("site-packages", "lib-dynload")
                                                           or parts[1].startswith("config-"))):  # fmt: skip
             return None
         if info.isfile():
             files, size = files + 1, size + info.size
+        dirs += info.isdir()
         return info
 
     with tarfile.open(tar_path, "w") as tar:
         tar.add(stdlib, arcname="stdlib", filter=keep)
-    return tar_path, files, size
+    return tar_path, files, size, dirs
 
 
 def copy_in(source: Path, dest: Path) -> None:
@@ -105,23 +108,29 @@ async def names_in_b2(c: B2Client, bucket_id: str, prefix: str) -> dict[str, int
 
 class Runner:
     def __init__(self, s: Session, args: argparse.Namespace, source: Path, tarball: Path,
-                 tar_files: int) -> None:  # fmt: skip
+                 tar_files: int, tar_dirs: int) -> None:  # fmt: skip
         self.s = s
         self.args = args
         self.source = source
         self.tarball = tarball
         self.tar_files = tar_files
+        self.tar_dirs = tar_dirs
         self.rows: list[list[str]] = []
         self.rss: dict[str, float] = {}
 
     def mount(self, who: str, bucket: str, options: dict[str, str]) -> Mount:
         if who == "rclone":
             return self.s.rclone(bucket, RCLONE_FLAGS)
-        return self.s.b2fs(bucket, options)
+        proposals = self.args.proposals if who == "b2fs+p" else ""
+        return self.s.b2fs(bucket, options, proposals=proposals)
 
     def workload(self, who: str, label: str, options: dict[str, str], run: object, prefix: str,
-                 expect: int, delay: float, unit_count: int, unit: str) -> None:  # fmt: skip
-        """Fresh bucket and mount; run; wait for the upload queue; check B2; one table row."""
+                 expect: int, dirs: int, delay: float, unit_count: int, unit: str) -> None:  # fmt: skip
+        """Fresh bucket and mount; run; wait for the upload queue; check B2; one table row.
+
+        Done: the queue is empty, the server has seen ``expect`` uploads (plus one directory
+        marker per directory made, when the mount is b2fs: rclone writes none) and B2's
+        listing holds the ``expect`` files."""
         bucket, bucket_id = self.s.new_bucket()
         m = self.mount(who, bucket, options)
         wait_for_quiet(self.s.pids, self.args.quiet, self.args.quiet_timeout)
@@ -130,12 +139,10 @@ class Runner:
             t0 = time.monotonic()
             run(m.path)  # type: ignore[operator]
             t_local = time.monotonic() - t0
-            floor = uploads_done(before) + expect
-            t_b2 = m.wait_uploaded(lambda: uploads_done(self.s.counters()) >= floor) - t0
-        d = delta(before, self.s.counters())
-        held = self.s.run(lambda c: names_in_b2(c, bucket_id, prefix))
-        if len(held) != expect:
-            raise AssertionError(f"{who} {label}: B2 holds {len(held)} names, expected {expect}")
+            floor = uploads_done(before) + expect + (dirs if m.kind == "b2fs" else 0)
+            m.wait_uploaded(lambda: uploads_done(self.s.counters()) >= floor)
+            d = delta(before, self.s.counters())  # the listings below are ours, not the mount's
+            t_b2 = self.wait_listed(bucket_id, prefix, expect) - t0
         self.s.unmount(m)
         self.rss[who] = max(self.rss.get(who, 0.0), m.peak_rss)
         rate = f"{unit_count / t_local:,.0f} {unit}"
@@ -144,22 +151,35 @@ class Runner:
         print(f"{who} {label}: local {t_local:.2f} s, in B2 {t_b2:.2f} s; load {load_average()}",
               flush=True)  # fmt: skip
 
+    def wait_listed(self, bucket_id: str, prefix: str, expect: int, timeout: float = 600) -> float:
+        """Poll B2's listing until it holds ``expect`` files (the server counts an upload when
+        it starts, so the counters alone cannot say it is done); returns time.monotonic()."""
+        deadline = time.monotonic() + timeout
+        while True:
+            held = self.s.run(lambda c: names_in_b2(c, bucket_id, prefix))
+            if len(held) == expect:
+                return time.monotonic()
+            if time.monotonic() > deadline:
+                raise AssertionError(f"B2 holds {len(held)} files under {prefix!r}, not {expect}")
+            time.sleep(0.05)
+
     def all(self, who: str, options: dict[str, str], delay: float) -> None:
         size = self.args.size_mib * MiB
         only = self.args.only
         if "seq" in only:
             self.workload(who, f"write {self.args.size_mib} MiB", options,
-                          lambda p: copy_in(self.source, p / "big.bin"), "big.bin", 1, delay,
+                          lambda p: copy_in(self.source, p / "big.bin"), "big.bin", 1, 0, delay,
                           size // 1_000_000, "MB/s")  # fmt: skip
         if "untar" in only:
             self.workload(who, f"tar xf ({self.tar_files} files)", options,
                           lambda p: subprocess.run(["tar", "xf", str(self.tarball), "-C", str(p)],
                                                    check=True),
-                          "stdlib/", self.tar_files, delay, self.tar_files, "files/s")  # fmt: skip
+                          "stdlib/", self.tar_files, self.tar_dirs, delay, self.tar_files,
+                          "files/s")  # fmt: skip
         if "small" in only:
             n = self.args.small
             self.workload(who, f"{n} x 1 KiB creates", options,
-                          lambda p: small_files(p / "small", n), "small/", n, delay, n,
+                          lambda p: small_files(p / "small", n), "small/", n, 1, delay, n,
                           "files/s")  # fmt: skip
 
 
@@ -172,6 +192,8 @@ def main() -> None:
     ap.add_argument("--size-mib", type=int, default=1024, help="size of the sequential write")
     ap.add_argument("--small", type=int, default=1000, help="number of 1 KiB files created")
     ap.add_argument("-o", dest="options", default="", help="b2fs mount options (-o form)")
+    ap.add_argument("-p", "--proposals", default="", metavar="NAMES",
+                    help="also run b2fs with bench/proposals.py's patches (b2fs+p rows)")  # fmt: skip
     ap.add_argument("--no-rclone", action="store_true", help="skip the rclone runs")
     ap.add_argument("--only", default="seq,untar,small", help="workloads: seq,untar,small")
     ap.add_argument("--profile", default=None, metavar="DIR",
@@ -190,7 +212,7 @@ def main() -> None:
         print(f"load average at start: {load_average()}", flush=True)
         source = Path(tmp) / "big.bin"
         random_file(source, size)
-        tarball, tar_files, tar_bytes = stdlib_tarball(Path(tmp))
+        tarball, tar_files, tar_bytes, tar_dirs = stdlib_tarball(Path(tmp))
         _, bucket_id = s.new_bucket()
         wait_for_quiet(s.pids, args.quiet, args.quiet_timeout)
         with OtherLoad(s.pids) as direct_load:
@@ -199,8 +221,10 @@ def main() -> None:
             s.run(lambda c: c.upload_file(bucket_id, "big.bin", source))
             direct = time.monotonic() - t
             direct_calls = delta(before, s.counters())
-        r = Runner(s, args, source, tarball, tar_files)
+        r = Runner(s, args, source, tarball, tar_files, tar_dirs)
         r.all("b2fs", options, delay)
+        if args.proposals:
+            r.all("b2fs+p", options, delay)
         if not args.no_rclone:
             r.all("rclone", {}, 5.0)
         load_end = load_average()
@@ -208,7 +232,7 @@ def main() -> None:
     opts = ",".join(f"{k}={v}" for k, v in options.items()) or "defaults"
     print(f"\nb2fs mount write benchmark: {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
           f"b2fs options: {opts}; load average at the end: {load_end}")  # fmt: skip
-    print(f"tarball: {tar_files} files, {tar_bytes / 1e6:.0f} MB")
+    print(f"tarball: {tar_files} files, {tar_dirs} directories, {tar_bytes / 1e6:.0f} MB")
     print_table("Direct upload by the b2 client (same run)",
                 ["upload", "s", "MB/s", "API calls", "other load"],
                 [[f"{args.size_mib} MiB, upload_file", f"{direct:.2f}", f"{size / direct / 1e6:,.0f}",
