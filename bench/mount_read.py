@@ -67,13 +67,11 @@ SWEEP: list[dict[str, str]] = [
     {},
     {"download_concurrency": "4"},
     {"download_concurrency": "16"},
-    {"max_request": "16M"},
-    {"max_request": "32M", "download_concurrency": "4"},
-    {"max_readahead": "128M", "max_request": "16M"},
+    {"max_request": "32M", "max_readahead": "128M"},
+    {"block_size": "2M", "max_request": "16M"},
     {"block_size": "4M", "max_request": "16M"},
     {"block_size": "4M", "max_request": "32M", "max_readahead": "128M"},
     {"_read_ahead_kb": "1024"},
-    {"_read_ahead_kb": "1024", "block_size": "4M", "max_request": "16M"},
 ]
 
 
@@ -295,11 +293,13 @@ def main() -> None:
     ap.add_argument("--random-cold", type=int, default=500, help="cold 4 KiB random reads")
     ap.add_argument("--random-warm", type=int, default=20000, help="warm 4 KiB random reads")
     ap.add_argument("--tree", default="10x10x100", help="directories x subdirectories x files")
-    ap.add_argument("--repeat", type=int, default=1, help="runs of the b2fs file reads")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="runs of the b2fs file reads, baselines and sweep rounds")  # fmt: skip
     ap.add_argument("-o", dest="options", default="", help="b2fs mount options (-o form)")
     ap.add_argument("-p", "--proposals", default="", metavar="NAMES",
                     help="also run b2fs with bench/proposals.py's patches (b2fs+p rows)")  # fmt: skip
     ap.add_argument("--no-rclone", action="store_true", help="skip the rclone runs")
+    ap.add_argument("--no-files", action="store_true", help="skip the file reads (e.g. to sweep)")
     ap.add_argument("--no-tree", action="store_true", help="skip ls -lR / find")
     ap.add_argument(
         "--sweep", action="store_true", help="cold sequential reads, several option sets"
@@ -343,15 +343,14 @@ def main() -> None:
 
         r = Runner(s, bucket, reading, args)
         colds = []
-        for i in range(args.repeat):
+        for i in range(0 if args.no_files else args.repeat):
             out = r.file_reads("b2fs", options)
             colds.append(out["cold"])
-            print(
-                f"b2fs run {i + 1}: cold {out['cold']:.0f} MB/s; load {load_average()}", flush=True
-            )
-        if args.proposals:
+            print(f"b2fs run {i + 1}: cold {out['cold']:.0f} MB/s; load {load_average()}",
+                  flush=True)  # fmt: skip
+        if args.proposals and not args.no_files:
             r.file_reads("b2fs+p", options)
-        if not args.no_rclone:
+        if not args.no_rclone and not args.no_files:
             r.file_reads("rclone")
         if not args.no_tree:
             r.tree("b2fs")
@@ -360,15 +359,25 @@ def main() -> None:
             if not args.no_rclone:
                 r.tree("rclone")
         sweep_rows = []
-        if args.sweep:
-            extra = [{"_proposals": args.proposals}] if args.proposals else []
-            for opts in SWEEP + extra:
-                rate, d, rss, other = r.cold_only({**options, **opts})
-                sweep_rows.append([opts_text(opts), f"{rate:,.0f}", f"{rate / client_rate:.2f}",
-                                   f"{rate / server_rate:.2f}", calls_text(d, 2), f"{rss:.0f}", f"{other:.2f}"])  # fmt: skip
-                print(
-                    f"sweep {opts_text(opts)}: {rate:.0f} MB/s; load {load_average()}", flush=True
-                )
+        if args.sweep:  # every option set once per round, so that load changes hit them all
+            names = args.proposals.split(",") if args.proposals else []
+            extra = [{"_proposals": n} for n in names]
+            if len(names) > 1:
+                extra += [{"_proposals": args.proposals},
+                          {"_proposals": args.proposals, "block_size": "4M", "max_request": "16M"}]  # fmt: skip
+            configs = SWEEP + extra
+            runs: list[list[tuple[float, dict[str, Any], float, float]]] = [[] for _ in configs]
+            for round_ in range(args.repeat):
+                for i, opts in enumerate(configs):
+                    runs[i].append(r.cold_only({**options, **opts}))
+                print(f"sweep round {round_ + 1} done; load {load_average()}", flush=True)
+            for opts, got in zip(configs, runs, strict=True):
+                rates = [g[0] for g in got]
+                med = statistics.median(rates)
+                sweep_rows.append([opts_text(opts), f"{med:,.0f}", f"{max(rates):,.0f}",
+                                   f"{med / client_rate:.2f}", f"{med / server_rate:.2f}",
+                                   calls_text(got[-1][1], 1), f"{max(g[2] for g in got):.0f}",
+                                   f"{statistics.mean(g[3] for g in got):.2f}"])  # fmt: skip
         load_end = load_average()
 
     print(f"\nb2fs mount read benchmark: {args.size_mib} MiB file, {os.cpu_count()} cores, "
@@ -378,21 +387,23 @@ def main() -> None:
     print_table(f"Direct downloads of the file (same run, best of {args.repeat})",
                 ["baseline", "MB/s", "other load"],
                 [[label, f"{rate:,.0f}", f"{o:.2f}"] for label, rate, o in base])  # fmt: skip
-    best = max(colds)
-    print(f"b2fs cold sequential: {', '.join(f'{c:,.0f}' for c in colds)} MB/s "
-          f"(median {statistics.median(colds):,.0f}); best = {best / server_rate:.2f} x server, "
-          f"{best / client_rate:.2f} x b2 client  (goal >= 0.8)")  # fmt: skip
+    if colds:
+        best = max(colds)
+        print(f"b2fs cold sequential: {', '.join(f'{c:,.0f}' for c in colds)} MB/s "
+              f"(median {statistics.median(colds):,.0f}); best = {best / server_rate:.2f} x server, "
+              f"{best / client_rate:.2f} x b2 client  (goal >= 0.8)")  # fmt: skip
     head = ["workload", "rate", "API calls by class (busiest calls)", "MiB downloaded", "RSS MiB",
             "other load"]  # fmt: skip
-    print_table("File reads", head, r.rows)
+    if r.rows:
+        print_table("File reads", head, r.rows)
     if r.tree_rows:
         print_table(
             f"Tree of {n_tree} files in {top * sub + top + 1} directories", head, r.tree_rows
         )
     if sweep_rows:
-        print_table("b2fs option sweep: cold sequential read",
-                    ["-o options", "MB/s", "x client", "x server", "API calls", "RSS MiB", "other load"],
-                    sweep_rows)  # fmt: skip
+        print_table(f"b2fs option sweep: cold sequential read, {args.repeat} rounds",
+                    ["-o options", "median MB/s", "best", "x client", "x server", "API calls",
+                     "RSS MiB", "other load"], sweep_rows)  # fmt: skip
     print("\nPeak RSS of the mount process (MiB): "
           + ", ".join(f"{k} {v:.0f}" for k, v in r.rss.items()))  # fmt: skip
 
