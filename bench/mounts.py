@@ -443,18 +443,27 @@ class Profile:
 
 
 def summarize(stacks: Path, top: int = 30) -> str:
-    """Self and inclusive shares of the frames in py-spy's raw output."""
-    total, own, incl = 0, Counter[str](), Counter[str]()
+    """Self and inclusive shares of the frames in py-spy's raw output: the main thread (the trio
+    loop: its idle time is ``EpollIOManager.get_events``), then any worker threads."""
+    main: list[tuple[list[str], int]] = []
+    workers: list[tuple[list[str], int]] = []
     for line in stacks.read_text().splitlines():
         stack, _, n = line.rpartition(" ")
         frames = stack.split(";")
-        total += int(n)
-        own[frames[-1]] += int(n)
-        for frame in set(frames):
-            incl[frame] += int(n)
-    out = [f"{total} samples", "-- self"]
-    out += [f"{100 * v / total:5.1f}% {k}" for k, v in own.most_common(top)]
-    out += ["-- inclusive"] + [f"{100 * v / total:5.1f}% {k}" for k, v in incl.most_common(top)]
+        (workers if frames[0].startswith("Thread._bootstrap") else main).append((frames, int(n)))
+    out = []
+    for title, samples, k in (("main thread", main, top), ("worker threads", workers, 8)):
+        total = sum(n for _, n in samples)
+        if not total:
+            continue
+        own, incl = Counter[str](), Counter[str]()
+        for frames, n in samples:
+            own[frames[-1]] += n
+            for frame in set(frames):
+                incl[frame] += n
+        out += [f"== {title}: {total} samples", "-- self"]
+        out += [f"{100 * v / total:5.1f}% {f}" for f, v in own.most_common(k)]
+        out += ["-- inclusive"] + [f"{100 * v / total:5.1f}% {f}" for f, v in incl.most_common(k)]
     return "\n".join(out) + "\n"
 
 
