@@ -53,6 +53,7 @@ from mounts import (
     profiled,
     random_file,
     read_through,
+    rmtree,
     signals_as_interrupt,
     wait_for_quiet,
 )
@@ -254,11 +255,14 @@ class Runner:
         self.measure(f"{who}: 4 KiB random, warm (disk cache, remounted, {len(warm)} reads)",
                      lambda: random_reads(f, warm, r), "IOPS", rows, m)  # fmt: skip
         self.done(who, m)
-        m = self.mount(who, self.s.root(f"{who.replace('+', '-')}-cache-random"), options)
+        rmtree(cache)
+        cache = self.s.root(f"{who.replace('+', '-')}-cache-random")
+        m = self.mount(who, cache, options)
         f = m.path / "big.bin"
         self.measure(f"{who}: 4 KiB random, cold ({len(cold)} reads)",
                      lambda: random_reads(f, cold, r), "IOPS", rows, m)  # fmt: skip
         self.done(who, m)
+        rmtree(cache)
         return out
 
     def tree(self, who: str) -> None:
@@ -273,13 +277,15 @@ class Runner:
             self.done(who, m)
 
     def cold_only(self, options: dict[str, str]) -> tuple[float, dict[str, Any], float, float]:
-        m = self.mount("b2fs", self.s.root("sweep-cache"), options)
+        cache = self.s.root("sweep-cache")
+        m = self.mount("b2fs", cache, options)
         wait_for_quiet(self.s.pids, self.args.quiet, self.args.quiet_timeout)
         with OtherLoad(self.s.pids) as load:
             before = self.s.counters()
             rate = sequential(m.path / "big.bin", self.reading.size)
             d = delta(before, self.s.counters())
         self.done("b2fs", m)
+        rmtree(cache)  # a GiB per run: the temp dir would otherwise hold them all
         return rate, d, m.peak_rss, load.cores
 
 
