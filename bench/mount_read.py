@@ -340,6 +340,8 @@ def main() -> None:
              lambda: server_parallel_rate(s, version.file_id, size, args.streams)),
             ("b2 client, 8 x 8 MiB ranges in flight (httpx, trio)",
              lambda: client_parallel_rate(s, version.file_id, size, 8 * MiB, 8)),
+            ("local copy of the file, page cache (what 'page-cache speed' means here)",
+             lambda: sequential(source, size)),
         ):  # fmt: skip
             wait_for_quiet(s.pids, args.quiet, args.quiet_timeout)
             with OtherLoad(s.pids) as load:

@@ -121,11 +121,12 @@ class Mount:
         raise NotImplementedError
 
     def wait_uploaded(self, done: Callable[[], bool] = lambda: True, timeout: float = 3600.0,
-                      poll: float = 0.1) -> float:  # fmt: skip
+                      poll: float = 0.25) -> float:  # fmt: skip
         """Block until the upload queue is empty and ``done()``; returns time.monotonic() then.
 
         ``done`` guards against the kernel's asynchronous RELEASE: right after ``close`` a
-        mount may not have queued the file yet (rclone queues it at release)."""
+        mount may not have queued the file yet (rclone queues it at release).  Not polled
+        faster: b2fs builds its status (every pending file, as JSON) on each read."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.pending_uploads() == 0 and done():  # b2fs's -1: too many to say
