@@ -2,7 +2,7 @@
 10,000-file tree, against the server's direct download rate and against ``rclone mount``.
 
     .venv/bin/python bench/mount_read.py [--size-mib 1024] [--repeat 1] [--no-rclone]
-        [--sweep] [-o block_size=4M,...]
+        [--sweep] [-o block_size=4M,...] [-p readahead,...] [--profile DIR] [--quiet 0.3]
 
 One run: a fresh local B2 server holds a random file and a tree (10 x 10 directories of 100
 small files).  Baselines, measured in the same run: the server's parallel ranged download
@@ -17,12 +17,14 @@ Then, on b2fs (``-o`` options, default: the mount's defaults) and on rclone (fla
 - ``ls -lR`` and ``find`` of the tree on a fresh mount (cold) and again (warm);
 - API calls by class from the server's counters, and the mount process's peak RSS (VmHWM).
 
+A local copy of the file read from the page cache says what "page-cache speed" is here.
 "other load" is the number of cores other work on the machine kept busy meanwhile (it is
 shared); ``--quiet CORES`` waits before each workload until that is under CORES.
-``--sweep`` adds cold sequential reads under several b2fs option sets; ``-p NAMES`` adds
-"b2fs+p" runs with prototypes of recommended changes (``bench/proposals.py``); ``--profile DIR`` records
-each b2fs workload with py-spy (raw stacks and a summary per workload; rates are then lower).  Every mount and
-process is ended (by pid) on exit, Ctrl-C or SIGTERM.
+``--sweep`` adds cold sequential reads under several b2fs option sets, each once per round
+(``--repeat`` rounds); ``-p NAMES`` adds "b2fs+p" runs with prototypes of recommended
+changes (``bench/proposals.py``); ``--profile DIR`` records each b2fs workload with py-spy
+(raw stacks and a summary per workload; rates are then lower).  Every mount and process is
+ended (by pid) on exit, Ctrl-C, SIGTERM or SIGHUP.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import os
 import random
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -294,7 +297,8 @@ def parse_o(text: str) -> dict[str, str]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     ap.add_argument("--size-mib", type=int, default=1024, help="size of the file read (MiB)")
     ap.add_argument("--random-cold", type=int, default=500, help="cold 4 KiB random reads")
     ap.add_argument("--random-warm", type=int, default=20000, help="warm 4 KiB random reads")
@@ -417,4 +421,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt as e:  # Ctrl-C, SIGTERM, SIGHUP: every mount and process is gone
+        sys.exit(
+            f"interrupted ({e.args[0] if e.args else 'SIGINT'}); mounts and processes cleaned up"
+        )

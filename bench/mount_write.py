@@ -11,17 +11,18 @@ parallel) is the baseline.  Then on b2fs (``-o`` options; default: the mount's d
 mount with an empty cache:
 
 - sequential write of the file through the mount (``cp``-like, 1 MiB writes): seconds until
-  ``close`` returns, and until the mount's upload queue is empty (b2fs: ``b2fs status``'s
-  xattr; rclone: ``vfs/stats``), which is then checked against B2's listing;
+  ``close`` returns, and until B2 holds it (the mount's queue is empty -- b2fs: ``b2fs
+  status``'s xattr, rclone: ``vfs/stats`` -- and then B2's listing shows the file);
 - ``tar xf`` of Python's standard library (as ``tests/mount/test_write.py`` builds it):
   seconds, files per second, seconds until uploaded;
 - ``--small`` files of 1 KiB created one after the other (open, write, close): creates/s;
 - API calls by class from the server's counters, and the mount's peak RSS (VmHWM).
 
-``-p NAMES`` adds "b2fs+p" runs with prototypes of recommended changes (``bench/proposals.py``).
-"other load": cores other work on the (shared) machine kept busy meanwhile; ``--quiet
-CORES`` waits before each workload until that is under CORES.  ``--profile DIR`` records each b2fs workload with py-spy (raw stacks and a summary; the
-times are then longer).  Every mount and process is ended (by pid) on exit, Ctrl-C or SIGTERM.
+``-p NAMES`` adds "b2fs+p" runs with prototypes of recommended changes
+(``bench/proposals.py``).  "other load": cores other work on the (shared) machine kept busy
+meanwhile; ``--quiet CORES`` waits before each workload until that is under CORES.
+``--profile DIR`` records each b2fs workload with py-spy (raw stacks and a summary; the times
+are then longer).  Every mount and process is ended (by pid) on exit, Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -188,7 +189,8 @@ def parse_o(text: str) -> dict[str, str]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     ap.add_argument("--size-mib", type=int, default=1024, help="size of the sequential write")
     ap.add_argument("--small", type=int, default=1000, help="number of 1 KiB files created")
     ap.add_argument("-o", dest="options", default="", help="b2fs mount options (-o form)")
@@ -264,4 +266,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt as e:  # Ctrl-C, SIGTERM, SIGHUP: every mount and process is gone
+        sys.exit(
+            f"interrupted ({e.args[0] if e.args else 'SIGINT'}); mounts and processes cleaned up"
+        )

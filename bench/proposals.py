@@ -171,6 +171,10 @@ PATCHES: dict[str, Callable[[], None]] = {
 
 
 def main() -> None:
+    if len(sys.argv) < 3 or not set(sys.argv[1].split(",")) <= set(PATCHES) | {""}:
+        sys.exit(
+            f"usage: proposals.py NAME[,NAME...] -- <b2fs arguments>; names: {', '.join(PATCHES)}"
+        )
     names, rest = sys.argv[1], sys.argv[2:]
     for name in filter(None, names.split(",")):
         PATCHES[name]()
