@@ -44,11 +44,9 @@ from typing import Any
 
 import trio
 from emulator_throughput import download as raw_download
-from mounts import (
+from measure import (
     MiB,
-    Mount,
     OtherLoad,
-    Session,
     calls_text,
     delta,
     load_average,
@@ -60,6 +58,7 @@ from mounts import (
     signals_as_interrupt,
     wait_for_quiet,
 )
+from mounts import Mount, Session
 
 from b2fs.b2 import B2Client
 

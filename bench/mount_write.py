@@ -37,11 +37,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from mounts import (
+from measure import (
     MiB,
-    Mount,
     OtherLoad,
-    Session,
     calls_text,
     delta,
     load_average,
@@ -52,6 +50,7 @@ from mounts import (
     uploads_done,
     wait_for_quiet,
 )
+from mounts import Mount, Session
 
 from b2fs.b2 import B2Client
 
