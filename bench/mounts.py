@@ -1,0 +1,317 @@
+"""The processes of the mount benchmarks: a local B2 server, b2fs and rclone mounts.
+
+Used by ``bench/mount_read.py`` and ``bench/mount_write.py`` (not a benchmark
+itself; ``bench/measure.py`` holds what they read off and print).  ``Session``
+owns every process a benchmark starts: the local server
+(``b2fs.emulator.process.LocalServer``), ``b2fs mount -f`` processes and
+``rclone mount`` processes; leaving its ``with`` block (normally, on an
+exception, or on Ctrl-C, SIGTERM or SIGHUP, which ``measure.signals_as_interrupt``
+turns into ``KeyboardInterrupt``) unmounts and ends each of them by pid.  Mounts
+report their peak RSS (``VmHWM``) and whether their upload queue is empty (b2fs:
+the ``user.b2fs.status`` xattr; rclone: ``vfs/stats`` of its remote control).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import trio
+
+from b2fs.b2 import B2Client
+from b2fs.emulator.process import LocalServer
+
+T = TypeVar("T")
+
+
+# -- processes and mounts ------------------------------------------------------------------
+
+
+def is_mounted(path: Path) -> bool:
+    with open("/proc/mounts") as f:
+        return any(line.split()[1] == str(path) for line in f)
+
+
+def peak_rss_mib(pid: int) -> float:
+    """Peak resident set (VmHWM) of a live process, in MiB; 0 when it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Mount:
+    """One FUSE mount process that we started; ``stop()`` unmounts and ends it by pid."""
+
+    kind = "?"
+
+    def __init__(self, path: Path, log_path: Path) -> None:
+        self.path = path
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.peak_rss = 0.0
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def env(self) -> dict[str, str]:
+        raise NotImplementedError
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self, timeout: float = 30.0) -> Mount:
+        self.path.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(self.command(), env=self.env(), stdout=log,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         start_new_session=True)  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if is_mounted(self.path):
+                return self
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.kind} mount exited:\n{self.log()}")
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"{self.kind} mount did not come up in {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-4000:]
+        except OSError:
+            return ""
+
+    def rss(self) -> float:
+        """Peak RSS so far (kept after the process ends)."""
+        if self.proc is not None:
+            self.peak_rss = max(self.peak_rss, peak_rss_mib(self.proc.pid))
+        return self.peak_rss
+
+    def pending_uploads(self) -> int:
+        raise NotImplementedError
+
+    def wait_uploaded(self, done: Callable[[], bool] = lambda: True, timeout: float = 3600.0,
+                      poll: float = 0.25) -> float:  # fmt: skip
+        """Block until the upload queue is empty and ``done()``; returns time.monotonic() then.
+
+        ``done`` guards against the kernel's asynchronous RELEASE: right after ``close`` a
+        mount may not have queued the file yet (rclone queues it at release).  Not polled
+        faster: b2fs builds its status (every pending file, as JSON) on each read."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.pending_uploads() == 0 and done():  # b2fs's -1: too many to say
+                return time.monotonic()
+            time.sleep(poll)
+        raise TimeoutError(f"{self.kind}: uploads still pending after {timeout}s")
+
+    def stop(self, timeout: float = 600.0) -> None:
+        """Unmount (fusermount3 -u, as a user would) and wait for the process; then by pid."""
+        proc = self.proc
+        if proc is None:
+            return
+        self.rss()
+        if is_mounted(self.path):
+            for _ in range(100):
+                r = subprocess.run(["fusermount3", "-u", str(self.path)], capture_output=True)
+                if r.returncode == 0 or not is_mounted(self.path):
+                    break
+                time.sleep(0.1)  # EBUSY: a file is still open for a moment
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        finally:
+            self.proc = None
+            if is_mounted(self.path):
+                subprocess.run(["fusermount3", "-u", "-z", str(self.path)], capture_output=True)
+
+    def kill(self) -> None:
+        """The fast way out (Ctrl-C): SIGKILL by pid, then a lazy unmount."""
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if is_mounted(self.path):
+            subprocess.run(["fusermount3", "-u", "-z", str(self.path)], capture_output=True)
+
+
+class B2fsMount(Mount):
+    """``python -m b2fs mount b2://BUCKET MNT -f --cache-dir DIR -o ...`` as the tests run it."""
+
+    kind = "b2fs"
+
+    def __init__(self, server: LocalServer, bucket: str, root: Path, options: dict[str, Any],
+                 cache_dir: Path | None = None, proposals: str = "") -> None:  # fmt: skip
+        super().__init__(root / "mnt", root / "mount.log")
+        self.server = server
+        self.bucket = bucket
+        self.root = root
+        self.cache_dir = cache_dir or root / "cache"
+        self.options = options
+        self.proposals = proposals
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(B2_APPLICATION_KEY_ID=self.server.key_id, B2_APPLICATION_KEY=self.server.key,
+                   B2_ENVIRONMENT=self.server.realm, HOME=str(self.root))  # fmt: skip
+        return env
+
+    def command(self) -> list[str]:
+        """``-m b2fs``, or bench/proposals.py with the patches in ``proposals``."""
+        start = ["-m", "b2fs"]
+        if self.proposals:
+            start = [str(Path(__file__).with_name("proposals.py")), self.proposals, "--"]
+        cmd = [sys.executable, *start, "mount", f"b2://{self.bucket}/", str(self.path),
+               "-f", "--cache-dir", str(self.cache_dir)]  # fmt: skip
+        opts = ",".join(f"{k}={v}" for k, v in self.options.items())
+        return cmd + (["-o", opts] if opts else [])
+
+    def status(self) -> dict[str, Any]:
+        return json.loads(os.getxattr(self.path, "user.b2fs.status"))
+
+    def pending_uploads(self) -> int:
+        try:
+            return len(self.status().get("writeback", {}).get("pending", []))
+        except OSError as e:
+            if e.errno == errno.E2BIG:  # the status of ~500+ pending files exceeds an xattr
+                return -1
+            if e.errno == errno.EOPNOTSUPP:  # proposals.py's noxattr: the counters must say
+                return 0
+            raise
+
+
+class RcloneMount(Mount):
+    """``rclone mount emu:BUCKET MNT`` on the local server (B2 API v1), with its remote
+    control on a loopback port so that the upload queue can be watched."""
+
+    kind = "rclone"
+
+    def __init__(self, server: LocalServer, bucket: str, root: Path, flags: list[str],
+                 cache_dir: Path | None = None) -> None:  # fmt: skip
+        super().__init__(root / "mnt", root / "mount.log")
+        self.server = server
+        self.bucket = bucket
+        self.root = root
+        self.cache_dir = cache_dir or root / "cache"
+        self.flags = flags
+        self.rc_port = free_port()
+
+    def env(self) -> dict[str, str]:
+        return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.root),
+                "RCLONE_CONFIG": str(self.root / "none.conf"), "RCLONE_CONFIG_EMU_TYPE": "b2",
+                "RCLONE_CONFIG_EMU_ACCOUNT": self.server.key_id,
+                "RCLONE_CONFIG_EMU_KEY": self.server.key,
+                "RCLONE_CONFIG_EMU_ENDPOINT": self.server.realm}  # fmt: skip
+
+    def command(self) -> list[str]:
+        return ["rclone", "mount", f"emu:{self.bucket}", str(self.path),
+                "--cache-dir", str(self.cache_dir), "--rc", "--rc-no-auth",
+                "--rc-addr", f"127.0.0.1:{self.rc_port}", *self.flags]  # fmt: skip
+
+    def rc(self, command: str) -> dict[str, Any]:
+        req = urllib.request.Request(f"http://127.0.0.1:{self.rc_port}/{command}", data=b"{}",
+                                     headers={"Content-Type": "application/json"})  # fmt: skip
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return json.loads(r.read())
+
+    def pending_uploads(self) -> int:
+        cache = self.rc("vfs/stats").get("diskCache", {})
+        return int(cache.get("uploadsInProgress", 0)) + int(cache.get("uploadsQueued", 0))
+
+
+# -- the session: server, client, every process --------------------------------------------
+
+
+class Session:
+    """A temp dir, a fresh local B2 server, and every mount started through it."""
+
+    def __init__(self, tmp: Path, min_part_size: int | None = None) -> None:
+        self.tmp = tmp
+        self.server = LocalServer(tmp / "b2data", min_part_size=min_part_size)
+        self.mounts: list[Mount] = []
+        self._n = 0
+
+    def __enter__(self) -> Session:
+        self.server.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        interrupted = exc[0] is not None and issubclass(exc[0], KeyboardInterrupt)  # type: ignore[arg-type]
+        try:
+            for m in reversed(self.mounts):
+                m.kill() if interrupted else m.stop()
+        finally:
+            self.server.stop()
+
+    def root(self, label: str) -> Path:
+        self._n += 1
+        path = self.tmp / f"{self._n:02d}-{label}"
+        path.mkdir(parents=True)
+        return path
+
+    def b2fs(self, bucket: str, options: dict[str, Any], cache_dir: Path | None = None,
+             label: str = "b2fs", proposals: str = "") -> B2fsMount:  # fmt: skip
+        m = B2fsMount(self.server, bucket, self.root(label), options, cache_dir, proposals)
+        self.mounts.append(m)
+        return m.start()  # type: ignore[return-value]
+
+    def rclone(self, bucket: str, flags: list[str], cache_dir: Path | None = None,
+               label: str = "rclone") -> RcloneMount:  # fmt: skip
+        m = RcloneMount(self.server, bucket, self.root(label), flags, cache_dir)
+        self.mounts.append(m)
+        return m.start()  # type: ignore[return-value]
+
+    def unmount(self, m: Mount) -> float:
+        """Unmount (waiting for its uploads) and return its peak RSS in MiB."""
+        m.stop()
+        return m.peak_rss
+
+    def run(self, fn: Callable[[B2Client], Awaitable[T]]) -> T:
+        """Run ``fn(client)`` with a B2 client on this server, in a trio loop of its own."""
+
+        async def main() -> T:
+            async with B2Client(self.server.key_id, self.server.key, realm=self.server.realm) as c:
+                return await fn(c)
+
+        return trio.run(main)
+
+    def new_bucket(self) -> tuple[str, str]:
+        name = f"bench-{uuid.uuid4().hex[:12]}"
+        bucket = self.run(lambda c: c.create_bucket(name, "allPrivate"))
+        return name, bucket.bucket_id
+
+    def counters(self) -> dict[str, Any]:
+        return self.server.counters()
+
+    def pids(self) -> list[int]:
+        """This process, the server and every live mount: what is *not* other work."""
+        live = [m.proc.pid for m in self.mounts if m.proc is not None]
+        return [os.getpid(), self.server.pid, *live]
