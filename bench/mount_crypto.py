@@ -7,7 +7,8 @@ A fresh local B2 server in a temp dir, two buckets: one plain, one with a vault
 Each round mounts both, in turn, and measures on each:
 
 - write: ``SIZE`` MiB in 1 MiB writes, then close (local speed: staging), then
-  until B2 holds it (the upload; the status xattr's queue is empty);
+  until B2 holds it (the upload: the queue that ``b2fs status`` reads from
+  the mount's control socket is empty);
 - cold read: remount with an empty cache, read the file in 1 MiB reads
   (downloads, decryption);
 - warm read: the kernel's page cache dropped, read again (the block cache on

@@ -2,7 +2,7 @@
 10,000-file tree, against the server's direct download rate and against ``rclone mount``.
 
     .venv/bin/python bench/mount_read.py [--size-mib 1024] [--repeat 1] [--no-rclone]
-        [--sweep] [-o block_size=4M,...] [-p readahead,...] [--profile DIR] [--quiet 0.3]
+        [--sweep] [-o block_size=4M,...] [--profile DIR] [--quiet 0.3]
 
 One run: a fresh local B2 server holds a random file and a tree (10 x 10 directories of 100
 small files).  Baselines, measured in the same run: the server's parallel ranged download
@@ -15,14 +15,15 @@ Then, on b2fs (``-o`` options, default: the mount's defaults) and on rclone (fla
 - 4 KiB ``pread`` at distinct random aligned offsets, one at a time: cold (fresh cache), from
   the page cache (after the sequential reads) and from the disk cache (after a remount);
 - ``ls -lR`` and ``find`` of the tree on a fresh mount (cold) and again (warm);
-- API calls by class from the server's counters, and the mount process's peak RSS (VmHWM).
+- API calls by class from the server's counters, the mount process's peak RSS (VmHWM), and
+  for b2fs the blocks it read back from its disk cache (``b2fs status``, through the
+  mount's control socket).
 
 A local copy of the file read from the page cache says what "page-cache speed" is here.
 "other load" is the number of cores other work on the machine kept busy meanwhile (it is
 shared); ``--quiet CORES`` waits before each workload until that is under CORES.
 ``--sweep`` adds cold sequential reads under several b2fs option sets, each once per round
-(``--repeat`` rounds); ``-p NAMES`` adds "b2fs+p" runs with prototypes of recommended
-changes (``bench/proposals.py``); ``--profile DIR`` records each b2fs workload with py-spy
+(``--repeat`` rounds); ``--profile DIR`` records each b2fs workload with py-spy
 (raw stacks and a summary per workload; rates are then lower).  Every mount and process is
 ended (by pid) on exit, Ctrl-C, SIGTERM or SIGHUP.
 """
@@ -58,7 +59,7 @@ from measure import (
     signals_as_interrupt,
     wait_for_quiet,
 )
-from mounts import Mount, Session
+from mounts import B2fsMount, Mount, Session
 
 from b2fs.b2 import B2Client
 
@@ -66,16 +67,27 @@ from b2fs.b2 import B2Client
 # reached its limit at start, and the file is 1 GiB), and b2fs's metadata TTLs.
 RCLONE_FLAGS = ["--vfs-cache-mode", "full", "--vfs-cache-max-size", "2G",
                 "--dir-cache-time", "60s", "--attr-timeout", "1s", "--poll-interval", "0"]  # fmt: skip
+# Around the defaults (block 1M, request 8M, concurrency 8, read-ahead 32M of a 64M memory
+# cache, kernel read-ahead 1M); a bigger read-ahead comes with a bigger memory cache.
 SWEEP: list[dict[str, str]] = [
     {},
     {"download_concurrency": "4"},
     {"download_concurrency": "16"},
-    {"max_request": "32M", "max_readahead": "128M"},
-    {"block_size": "2M", "max_request": "16M"},
+    {"max_readahead": "16M"},
+    {"max_request": "16M"},
+    {"max_request": "16M", "max_readahead": "64M", "memory_cache": "128M"},
     {"block_size": "4M", "max_request": "16M"},
-    {"block_size": "4M", "max_request": "32M", "max_readahead": "128M"},
-    {"_read_ahead_kb": "1024"},
+    {"block_size": "4M", "max_request": "32M", "max_readahead": "64M", "memory_cache": "128M"},
+    {"kernel_readahead": "128K"},
+    {"kernel_readahead": "4M"},
 ]
+
+
+def disk_hits(mount: Mount) -> int | None:
+    """Blocks a b2fs mount has served from its disk cache so far (None for rclone)."""
+    if not isinstance(mount, B2fsMount):
+        return None
+    return int(mount.status()["cache"]["hits"])
 
 
 def opts_text(options: dict[str, str]) -> str:
@@ -201,30 +213,24 @@ class Runner:
         self.rows: list[list[str]] = []
         self.tree_rows: list[list[str]] = []
         self.rss: dict[str, float] = {}
+        self.kernel_readahead = ""
 
     def mount(self, who: str, cache: Path, options: dict[str, str] | None = None) -> Mount:
-        """A mount; the pseudo-option ``_read_ahead_kb`` sets the kernel's read-ahead of this
-        mount (its bdi, in sysfs; needs root), which also caps the size of FUSE read requests."""
         if who == "rclone":
             return self.s.rclone(self.bucket, RCLONE_FLAGS, cache_dir=cache)
-        options = dict(options or {})
-        ra = options.pop("_read_ahead_kb", None)
-        proposals = options.pop("_proposals", self.args.proposals if who == "b2fs+p" else "")
-        m = self.s.b2fs(self.bucket, options, cache_dir=cache, proposals=proposals)
-        if ra is not None:
-            dev = os.stat(m.path).st_dev
-            Path(f"/sys/class/bdi/{os.major(dev)}:{os.minor(dev)}/read_ahead_kb").write_text(ra)
-        return m
+        return self.s.b2fs(self.bucket, options or {}, cache_dir=cache)
 
     def measure(self, label: str, fn: Callable[[], float], unit: str, rows: list[list[str]],
                 mount: Mount) -> float:  # fmt: skip
         wait_for_quiet(self.s.pids, self.args.quiet, self.args.quiet_timeout)
+        hits = disk_hits(mount)
         with profiled(self.args.profile, mount, label), OtherLoad(self.s.pids) as load:
             before = self.s.counters()
             value = fn()
             d = delta(before, self.s.counters())
+        hits_text = "" if hits is None else f"{(disk_hits(mount) or 0) - hits:,}"
         fmt = f"{value:,.0f}" if unit != "s" else f"{value:.2f}"
-        rows.append([label, f"{fmt} {unit}", calls_text(d), f"{d['bytes_out'] / MiB:,.0f}",
+        rows.append([label, f"{fmt} {unit}", calls_text(d), f"{d['bytes_out'] / MiB:,.0f}", hits_text,
                      f"{mount.rss():.0f}", f"{load.cores:.2f}"])  # fmt: skip
         return value
 
@@ -236,8 +242,10 @@ class Runner:
         size, r, rows = self.reading.size, self.reading, self.rows
         out: dict[str, float] = {}
         warm, cold = r.offsets[: self.args.random_warm], r.offsets[: self.args.random_cold]
-        cache = self.s.root(f"{who.replace('+', '-')}-cache")
+        cache = self.s.root(f"{who}-cache")
         m = self.mount(who, cache, options)
+        if isinstance(m, B2fsMount):
+            self.kernel_readahead = m.kernel_readahead()
         f = m.path / "big.bin"
         out["cold"] = self.measure(f"{who}: sequential, cold", lambda: sequential(f, size), "MB/s",
                                    rows, m)  # fmt: skip
@@ -258,7 +266,7 @@ class Runner:
                      lambda: random_reads(f, warm, r), "IOPS", rows, m)  # fmt: skip
         self.done(who, m)
         rmtree(cache)
-        cache = self.s.root(f"{who.replace('+', '-')}-cache-random")
+        cache = self.s.root(f"{who}-cache-random")
         m = self.mount(who, cache, options)
         f = m.path / "big.bin"
         self.measure(f"{who}: 4 KiB random, cold ({len(cold)} reads)",
@@ -269,7 +277,7 @@ class Runner:
 
     def tree(self, who: str) -> None:
         for tool in (["ls", "-lR"], ["find"]):
-            m = self.mount(who, self.s.root(f"{who.replace('+', '-')}-cache-tree"))
+            m = self.mount(who, self.s.root(f"{who}-cache-tree"))
             argv = [*tool, str(m.path / "tree")]
             name = " ".join(tool)
             self.measure(f"{who}: {name}, cold", lambda a=argv: run_tool(a), "s",  # type: ignore[misc]
@@ -305,8 +313,6 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1,
                     help="runs of the b2fs file reads, baselines and sweep rounds")  # fmt: skip
     ap.add_argument("-o", dest="options", default="", help="b2fs mount options (-o form)")
-    ap.add_argument("-p", "--proposals", default="", metavar="NAMES",
-                    help="also run b2fs with bench/proposals.py's patches (b2fs+p rows)")  # fmt: skip
     ap.add_argument("--no-rclone", action="store_true", help="skip the rclone runs")
     ap.add_argument("--no-files", action="store_true", help="skip the file reads (e.g. to sweep)")
     ap.add_argument("--no-tree", action="store_true", help="skip ls -lR / find")
@@ -359,24 +365,15 @@ def main() -> None:
             colds.append(out["cold"])
             print(f"b2fs run {i + 1}: cold {out['cold']:.0f} MB/s; load {load_average()}",
                   flush=True)  # fmt: skip
-        if args.proposals and not args.no_files:
-            r.file_reads("b2fs+p", options)
         if not args.no_rclone and not args.no_files:
             r.file_reads("rclone")
         if not args.no_tree:
             r.tree("b2fs")
-            if args.proposals:
-                r.tree("b2fs+p")
             if not args.no_rclone:
                 r.tree("rclone")
         sweep_rows = []
         if args.sweep:  # every option set once per round, so that load changes hit them all
-            names = args.proposals.split(",") if args.proposals else []
-            extra = [{"_proposals": n} for n in names]
-            if len(names) > 1:
-                extra += [{"_proposals": args.proposals},
-                          {"_proposals": args.proposals, "block_size": "4M", "max_request": "16M"}]  # fmt: skip
-            configs = SWEEP + extra
+            configs = SWEEP
             runs: list[list[tuple[float, dict[str, Any], float, float]]] = [[] for _ in configs]
             for round_ in range(args.repeat):
                 for i, opts in enumerate(configs):
@@ -393,18 +390,18 @@ def main() -> None:
 
     print(f"\nb2fs mount read benchmark: {args.size_mib} MiB file, {os.cpu_count()} cores, "
           f"b2fs options: {opts_text(options)}; load average at the end: {load_end}")  # fmt: skip
-    if args.proposals:
-        print(f"b2fs+p: b2fs with bench/proposals.py {args.proposals}")
     print_table(f"Direct downloads of the file (same run, best of {args.repeat})",
                 ["baseline", "MB/s", "other load"],
                 [[label, f"{rate:,.0f}", f"{o:.2f}"] for label, rate, o in base])  # fmt: skip
+    if r.kernel_readahead:
+        print(f"kernel read-ahead of the b2fs mounts (sysfs read_ahead_kb): {r.kernel_readahead}")
     if colds:
         best = max(colds)
         print(f"b2fs cold sequential: {', '.join(f'{c:,.0f}' for c in colds)} MB/s "
               f"(median {statistics.median(colds):,.0f}); best = {best / server_rate:.2f} x server, "
               f"{best / client_rate:.2f} x b2 client  (goal >= 0.8)")  # fmt: skip
-    head = ["workload", "rate", "API calls by class (busiest calls)", "MiB downloaded", "RSS MiB",
-            "other load"]  # fmt: skip
+    head = ["workload", "rate", "API calls by class (busiest calls)", "MiB downloaded",
+            "disk-cache hits", "RSS MiB", "other load"]  # fmt: skip
     if r.rows:
         print_table("File reads", head, r.rows)
     if r.tree_rows:

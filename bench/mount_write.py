@@ -12,14 +12,14 @@ mount with an empty cache:
 
 - sequential write of the file through the mount (``cp``-like, 1 MiB writes): seconds until
   ``close`` returns, and until B2 holds it (the mount's queue is empty -- b2fs: ``b2fs
-  status``'s xattr, rclone: ``vfs/stats`` -- and then B2's listing shows the file);
+  status``, from its control socket; rclone: ``vfs/stats`` -- and then B2's listing shows
+  the file);
 - ``tar xf`` of Python's standard library (as ``tests/mount/test_write.py`` builds it):
   seconds, files per second, seconds until uploaded;
 - ``--small`` files of 1 KiB created one after the other (open, write, close): creates/s;
 - API calls by class from the server's counters, and the mount's peak RSS (VmHWM).
 
-``-p NAMES`` adds "b2fs+p" runs with prototypes of recommended changes
-(``bench/proposals.py``).  "other load": cores other work on the (shared) machine kept busy
+"other load": cores other work on the (shared) machine kept busy
 meanwhile; ``--quiet CORES`` waits before each workload until that is under CORES.
 ``--profile DIR`` records each b2fs workload with py-spy (raw stacks and a summary; the times
 are then longer).  Every mount and process is ended (by pid) on exit, Ctrl-C or SIGTERM.
@@ -121,8 +121,7 @@ class Runner:
     def mount(self, who: str, bucket: str, options: dict[str, str]) -> Mount:
         if who == "rclone":
             return self.s.rclone(bucket, RCLONE_FLAGS)
-        proposals = self.args.proposals if who == "b2fs+p" else ""
-        return self.s.b2fs(bucket, options, proposals=proposals)
+        return self.s.b2fs(bucket, options)
 
     def workload(self, who: str, label: str, options: dict[str, str], run: object, prefix: str,
                  expect: int, dirs: int, delay: float, unit_count: int, unit: str) -> None:  # fmt: skip
@@ -193,8 +192,6 @@ def main() -> None:
     ap.add_argument("--size-mib", type=int, default=1024, help="size of the sequential write")
     ap.add_argument("--small", type=int, default=1000, help="number of 1 KiB files created")
     ap.add_argument("-o", dest="options", default="", help="b2fs mount options (-o form)")
-    ap.add_argument("-p", "--proposals", default="", metavar="NAMES",
-                    help="also run b2fs with bench/proposals.py's patches (b2fs+p rows)")  # fmt: skip
     ap.add_argument("--no-rclone", action="store_true", help="skip the rclone runs")
     ap.add_argument("--only", default="seq,untar,small", help="workloads: seq,untar,small")
     ap.add_argument("--profile", default=None, metavar="DIR",
@@ -224,8 +221,6 @@ def main() -> None:
             direct_calls = delta(before, s.counters())
         r = Runner(s, args, source, tarball, tar_files, tar_dirs)
         r.all("b2fs", options, delay)
-        if args.proposals:
-            r.all("b2fs+p", options, delay)
         if not args.no_rclone:
             r.all("rclone", {}, 5.0)
         load_end = load_average()

@@ -8,12 +8,12 @@ owns every process a benchmark starts: the local server
 exception, or on Ctrl-C, SIGTERM or SIGHUP, which ``measure.signals_as_interrupt``
 turns into ``KeyboardInterrupt``) unmounts and ends each of them by pid.  Mounts
 report their peak RSS (``VmHWM``) and whether their upload queue is empty (b2fs:
-the ``user.b2fs.status`` xattr; rclone: ``vfs/stats`` of its remote control).
+its control socket, ``b2fs.mount.control.read_status``, as ``b2fs status`` reads it;
+rclone: ``vfs/stats`` of its remote control).
 """
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import socket
@@ -30,6 +30,7 @@ import trio
 
 from b2fs.b2 import B2Client
 from b2fs.emulator.process import LocalServer
+from b2fs.mount.control import read_status
 
 T = TypeVar("T")
 
@@ -122,7 +123,7 @@ class Mount:
         faster: b2fs builds its status (every pending file, as JSON) on each read."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.pending_uploads() == 0 and done():  # b2fs's -1: too many to say
+            if self.pending_uploads() == 0 and done():
                 return time.monotonic()
             time.sleep(poll)
         raise TimeoutError(f"{self.kind}: uploads still pending after {timeout}s")
@@ -169,14 +170,13 @@ class B2fsMount(Mount):
     kind = "b2fs"
 
     def __init__(self, server: LocalServer, bucket: str, root: Path, options: dict[str, Any],
-                 cache_dir: Path | None = None, proposals: str = "") -> None:  # fmt: skip
+                 cache_dir: Path | None = None) -> None:  # fmt: skip
         super().__init__(root / "mnt", root / "mount.log")
         self.server = server
         self.bucket = bucket
         self.root = root
         self.cache_dir = cache_dir or root / "cache"
         self.options = options
-        self.proposals = proposals
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -185,27 +185,26 @@ class B2fsMount(Mount):
         return env
 
     def command(self) -> list[str]:
-        """``-m b2fs``, or bench/proposals.py with the patches in ``proposals``."""
-        start = ["-m", "b2fs"]
-        if self.proposals:
-            start = [str(Path(__file__).with_name("proposals.py")), self.proposals, "--"]
-        cmd = [sys.executable, *start, "mount", f"b2://{self.bucket}/", str(self.path),
+        cmd = [sys.executable, "-m", "b2fs", "mount", f"b2://{self.bucket}/", str(self.path),
                "-f", "--cache-dir", str(self.cache_dir)]  # fmt: skip
         opts = ",".join(f"{k}={v}" for k, v in self.options.items())
         return cmd + (["-o", opts] if opts else [])
 
     def status(self) -> dict[str, Any]:
-        return json.loads(os.getxattr(self.path, "user.b2fs.status"))
+        """What ``b2fs status`` shows: cache, reader and write-back counters, pending files."""
+        return read_status(str(self.path))
 
     def pending_uploads(self) -> int:
+        return len(self.status().get("writeback", {}).get("pending", []))
+
+    def kernel_readahead(self) -> str:
+        """The kernel's read-ahead on this mount (``-o kernel_readahead`` sets it when root)."""
+        dev = os.stat(self.path).st_dev
+        path = Path(f"/sys/class/bdi/{os.major(dev)}:{os.minor(dev)}/read_ahead_kb")
         try:
-            return len(self.status().get("writeback", {}).get("pending", []))
-        except OSError as e:
-            if e.errno == errno.E2BIG:  # the status of ~500+ pending files exceeds an xattr
-                return -1
-            if e.errno == errno.EOPNOTSUPP:  # proposals.py's noxattr: the counters must say
-                return 0
-            raise
+            return f"{path.read_text().strip()} KiB"
+        except OSError:
+            return "?"
 
 
 class RcloneMount(Mount):
@@ -278,8 +277,8 @@ class Session:
         return path
 
     def b2fs(self, bucket: str, options: dict[str, Any], cache_dir: Path | None = None,
-             label: str = "b2fs", proposals: str = "") -> B2fsMount:  # fmt: skip
-        m = B2fsMount(self.server, bucket, self.root(label), options, cache_dir, proposals)
+             label: str = "b2fs") -> B2fsMount:  # fmt: skip
+        m = B2fsMount(self.server, bucket, self.root(label), options, cache_dir)
         self.mounts.append(m)
         return m.start()  # type: ignore[return-value]
 
