@@ -216,7 +216,10 @@ class OtherLoad:
 
 
 def wait_for_quiet(pids: Callable[[], list[int]], cores: float | None, timeout: float) -> float:
-    """Wait (up to ``timeout`` s) until other work uses under ``cores`` over 3 s; returns it."""
+    """Flush dirty pages to disk (so that the previous workload's gigabyte is not written back
+    during the next one: b2fs fsyncs at every close), then wait (up to ``timeout`` s) until
+    other work uses under ``cores`` over 3 s; returns that load."""
+    os.sync()
     deadline = time.monotonic() + timeout
     while True:
         with OtherLoad(pids) as load:
