@@ -5,7 +5,9 @@ block comes from, in order: decoded blocks in memory, the on-disk block cache
 (object bytes, decoded on each hit), a download already in flight for it (one
 download per block however many readers want it), or a new ranged download.
 Downloads cover runs of consecutive missing blocks (up to ``max_request``
-bytes each), so a sequential reader costs few class B calls; each stream's
+bytes each), so a sequential reader costs few class B calls, and each block of
+a run goes to its readers as soon as its bytes are in; each stream's
+
 read-ahead window doubles while it reads sequentially and drops to nothing on
 a seek, so random readers fetch only the blocks they touch.
 
@@ -54,14 +56,20 @@ class ReadStream:
 
 
 class _Fetch:
-    """A download in flight for a run of blocks; waiters block on ``done``."""
+    """A download in flight for a run of blocks. Each block is handed over as soon as its
+    bytes have arrived (a reader of the first block does not wait for the whole run):
+    waiters block on ``ready[index]``, then find the block or the error."""
 
-    __slots__ = ("done", "error", "blocks")
+    __slots__ = ("ready", "error", "blocks", "errors")
 
-    def __init__(self) -> None:
-        self.done = trio.Event()
-        self.error: BaseException | None = None
+    def __init__(self, first: int, stop: int) -> None:
+        self.ready = {i: trio.Event() for i in range(first, stop)}
+        self.error: BaseException | None = None  # for every block not delivered
         self.blocks: dict[int, bytes] = {}  # decoded, held while waiters need them
+        self.errors: dict[int, BaseException] = {}  # blocks that failed to decode
+
+    def deliver(self, index: int) -> None:
+        self.ready[index].set()
 
 
 class Reader:
@@ -146,11 +154,12 @@ class Reader:
             if stored is not None:
                 return await self._decode(obj, index, stored)
             fetch = self._start(obj, index, index + 1)
-        await fetch.done.wait()
+        await fetch.ready[index].wait()
         data = fetch.blocks.get(index)
         if data is None:
+            error = fetch.errors.get(index) or fetch.error
             raise _as_fs_error(
-                fetch.error or FsError("download ended without the block", plain_names=False), obj
+                error or FsError("download ended without the block", plain_names=False), obj
             )
         return data
 
@@ -160,7 +169,7 @@ class Reader:
 
     def _start(self, obj: ObjectRef, first: int, stop: int) -> _Fetch:
         """Start one download for blocks [first, stop) and register it for each block."""
-        fetch = _Fetch()
+        fetch = _Fetch(first, stop)
         if self._nursery is None:
             raise RuntimeError("Reader.attach() was not called")
         self._nursery.start_soon(self._run_fetch, obj, first, stop, fetch)
@@ -169,30 +178,40 @@ class Reader:
         return fetch
 
     async def _run_fetch(self, obj: ObjectRef, first: int, stop: int, fetch: _Fetch) -> None:
-        verified: list[tuple[int, memoryview]] = []
+        verified: list[tuple[int, bytearray]] = []
+        spans = [self._block_span(obj, i) for i in range(first, stop)]
+        start, end = spans[0][0], spans[-1][1]
+        received = 0
         try:
-            async with self._limiter:
-                spans = [self._block_span(obj, i) for i in range(first, stop)]
-                start, end = spans[0][0], spans[-1][1]
-                data = await self.client.download_range(obj.file_id, start, end - 1)
-                if len(data) != end - start:
-                    raise FsError(
-                        f"{obj.name}: download returned {len(data)} bytes for a range of {end - start}",
-                        plain_names=False,
-                    )
+            # the header first: its own download would need a second token of the limiter
+            decryptor = await self._decryptor(obj) if self.codec.encrypted else None
+            async with (
+                self._limiter,
+                self.client.download_stream(file_id=obj.file_id, range=(start, end - 1)) as stream,
+            ):
                 self.downloads += 1
-                self.downloaded_bytes += len(data)
-            view = memoryview(data)  # blocks are slices of the one download: no copies
-            for i, (s, e) in zip(range(first, stop), spans, strict=True):
-                stored = view[s - start : e - start]
-                try:
-                    fetch.blocks[i] = await self._decode(obj, i, stored)
-                except FsError as err:
-                    if i == first:
-                        raise
-                    log.debug("read-ahead block %d of %s failed to decode: %s", i, obj.name, err)
-                    continue
-                verified.append((i, stored))
+                index, filled = first, 0
+                buf = bytearray(spans[0][1] - spans[0][0])
+                async for chunk in stream:
+                    received += len(chunk)
+                    view = memoryview(chunk)
+                    while view and index < stop:
+                        n = min(len(view), len(buf) - filled)
+                        buf[filled : filled + n] = view[:n]
+                        view, filled = view[n:], filled + n
+                        if filled < len(buf):
+                            break
+                        await self._finish_block(obj, index, buf, fetch, verified, decryptor)
+                        index, filled = index + 1, 0
+                        if index < stop:
+                            s, e = spans[index - first]
+                            buf = bytearray(e - s)
+                self.downloaded_bytes += received
+            if received != end - start:
+                raise FsError(
+                    f"{obj.name}: download returned {received} bytes for a range of {end - start}",
+                    plain_names=False,
+                )
         except BaseException as e:  # noqa: BLE001 - handed to every waiter
             fetch.error = e
             if not isinstance(e, Exception):
@@ -201,17 +220,32 @@ class Reader:
             for i in range(first, stop):
                 if self._inflight.get((obj.file_id, i)) is fetch:
                     del self._inflight[(obj.file_id, i)]
-            fetch.done.set()
+                fetch.deliver(i)
         # Readers have their blocks; now keep them on disk (only what decoded: a block that
         # failed to verify is never cached).
         for i, stored in verified:
             await self.cache.put_async(obj.file_id, i, stored)
 
-    async def _decode(self, obj: ObjectRef, index: int, stored: bytes) -> bytes:
+    async def _finish_block(self, obj: ObjectRef, index: int, stored: bytearray,
+                            fetch: _Fetch, verified: list[tuple[int, bytearray]],
+                            decryptor: Any) -> None:  # fmt: skip
+        """A block's bytes are all here: decode it and wake its readers."""
+        try:
+            fetch.blocks[index] = await self._decode(obj, index, stored, decryptor)
+        except FsError as err:
+            fetch.errors[index] = err
+            log.debug("block %d of %s failed to decode: %s", index, obj.name, err)
+        else:
+            verified.append((index, stored))
+        fetch.deliver(index)  # still in flight (for lookups) until the whole run is done
+
+    async def _decode(self, obj: ObjectRef, index: int, stored: bytes,
+                      decryptor: Any = None) -> bytes:  # fmt: skip
         if not self.codec.encrypted:
             plain = stored
         else:
-            decryptor = await self._decryptor(obj)
+            decryptor = decryptor or await self._decryptor(obj)
+
             try:
                 plain = decryptor.decode(index * self.block_size, stored, obj.plain_size)
             except Exception as e:

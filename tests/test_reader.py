@@ -1,0 +1,55 @@
+"""The read path (``b2fs.reader``) on its own, over the local B2 server: how a ranged
+download of a run of blocks is handed to the readers waiting on it."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import trio
+
+from b2fs.b2 import B2Client
+from b2fs.cache.blocks import BlockCache
+from b2fs.codec import plain_codecs
+from b2fs.emulator.process import LocalServer
+from b2fs.reader import ObjectRef, Reader
+
+BLOCK = 64 << 10
+BLOCKS = 16
+
+
+async def test_first_block_of_a_run_is_served_before_the_run_ends(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    """A reader waiting on the first block of a 16-block request gets it as soon as its
+    bytes are in, not when the whole request is: with downloads throttled to 256 KiB/s,
+    the request is still in flight (and its later blocks not yet here) when it returns."""
+    data = os.urandom(BLOCK * BLOCKS)
+    async with B2Client(server.key_id, server.key, server.realm, download_limit=256 << 10) as c:
+        bucket = await c.create_bucket(f"reader-{uuid.uuid4().hex[:12]}")
+        src = tmp_path / "src.bin"
+        src.write_bytes(data)
+        version = await c.upload(bucket.bucket_id, "f.bin", str(src))
+        cache = BlockCache(str(tmp_path / "cache"), 1 << 30, BLOCK)
+        cache.open()
+        content, _, _ = plain_codecs()
+        reader = Reader(c, content, cache, block_size=BLOCK, memory_cache=64 << 20,
+                        max_readahead=BLOCK * BLOCKS, max_request=BLOCK * BLOCKS,
+                        concurrency=4)  # fmt: skip
+        obj = ObjectRef(version.file_id, len(data), len(data), name="f.bin")
+        async with trio.open_nursery() as nursery:
+            reader.attach(nursery)
+            reader._start(obj, 0, BLOCKS)  # one request for the whole run, as read-ahead does
+            first = await reader.block(obj, 0)
+            assert bytes(first) == data[:BLOCK]
+            assert reader.stats()["inflight_blocks"] == BLOCKS  # the run is still downloading
+            assert reader.stats()["downloads"] == 1
+            last = await reader.block(obj, BLOCKS - 1)
+            assert bytes(last) == data[-BLOCK:]
+        # the nursery waited for the run to end: one download, every block on disk
+        assert reader.stats() == {"downloads": 1, "downloaded_bytes": len(data),
+                                  "inflight_blocks": 0}  # fmt: skip
+        assert [cache.get(obj.file_id, i, expected_size=BLOCK) for i in range(BLOCKS)] == [
+            data[i * BLOCK : (i + 1) * BLOCK] for i in range(BLOCKS)
+        ]
