@@ -17,7 +17,6 @@ plaintext back through ``pread`` into a content encryptor.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
@@ -146,9 +145,11 @@ class EncryptedStagingFile:
         if offset >= end:
             return b""
         first, last = offset // self._chunk, (end - 1) // self._chunk
-        plain = b"".join(self._read_chunks(first, last))
+        plain = self._read_chunks(first, last)
         base = first * self._chunk
-        return plain[offset - base : end - base]
+        if offset == base and end - base == len(plain):
+            return plain  # type: ignore[return-value]  # a bytearray: no copy
+        return plain[offset - base : end - base]  # type: ignore[return-value]
 
     def pwrite(self, offset: int, data: bytes) -> int:
         if not data:
@@ -159,16 +160,16 @@ class EncryptedStagingFile:
         end = offset + len(data)
         first, last = offset // c, (end - 1) // c
         view = memoryview(data)
-        slots = []
+        slots = bytearray((last + 1 - first) * self._slot)  # sealed in place: no joins
         for index in range(first, last + 1):
             lo, hi = max(offset, index * c), min(end, (index + 1) * c)
             if hi - lo == c:
                 chunk: bytes | bytearray | memoryview = view[lo - offset : hi - offset]
             else:  # read-modify-write of a partly written chunk
-                chunk = bytearray(next(self._read_chunks(index, index)))
+                chunk = self._read_chunks(index, index)
                 chunk[lo - index * c : hi - index * c] = view[lo - offset : hi - offset]
-            slots += self._seal(index, chunk)
-        _pwritev_full(self.fd, slots, HEADER_SIZE + first * self._slot)
+            self._seal_into(index, chunk, slots, (index - first) * self._slot)
+        _pwrite_full(self.fd, slots, HEADER_SIZE + first * self._slot)
         if end > self._size:
             self._set_size(end)
         return len(data)
@@ -178,11 +179,11 @@ class EncryptedStagingFile:
             # The bytes past the old end must read as zeros: re-seal the old last
             # chunk with its tail cleared (whatever it held there before).
             index, keep = divmod(self._size, self._chunk)
-            chunk = bytearray(next(self._read_chunks(index, index)))
+            chunk = self._read_chunks(index, index)
             chunk[keep:] = bytes(self._chunk - keep)
-            _pwrite_full(
-                self.fd, b"".join(self._seal(index, chunk)), HEADER_SIZE + index * self._slot
-            )
+            slot = bytearray(self._slot)
+            self._seal_into(index, chunk, slot, 0)
+            _pwrite_full(self.fd, slot, HEADER_SIZE + index * self._slot)
         self._set_size(size)
         self.drop_slots_past_end()
 
@@ -195,34 +196,42 @@ class EncryptedStagingFile:
         _pwrite_full(self.fd, size.to_bytes(8, "big"), SIZE_AT)
         self._size = size
 
-    def _seal(self, index: int, chunk: bytes | bytearray | memoryview) -> tuple[bytes, bytes]:
-        """The slot as (nonce, ciphertext || tag): kept apart, they go to disk in
-        one ``pwritev`` for the whole write (no copy)."""
+    def _seal_into(self, index: int, chunk: bytes | bytearray | memoryview, out: bytearray,
+                   at: int) -> None:  # fmt: skip
+        """Writes the slot (nonce, ciphertext || tag) of a full chunk at ``out[at:]``.
+        AES writes into the caller's buffer: joining fresh results cost more than the
+        AES itself."""
         nonce = os.urandom(NONCE_SIZE)
         while not any(nonce):  # an all-zero slot means a hole
             nonce = os.urandom(NONCE_SIZE)
-        return nonce, self._aead.encrypt(nonce, chunk, index.to_bytes(8, "big"))
+        view = memoryview(out)[at : at + self._slot]
+        view[:NONCE_SIZE] = nonce
+        self._aead.encrypt_into(nonce, chunk, index.to_bytes(8, "big"), view[NONCE_SIZE:])
 
-    def _read_chunks(self, first: int, last: int) -> Iterator[bytes]:
-        """The plaintext chunks first..last (a hole, or a slot past the end of
-        the file, is zeros). Raises TamperedChunk."""
+    def _read_chunks(self, first: int, last: int) -> bytearray:
+        """The plaintext of chunks first..last, decrypted into one buffer (a hole, or
+        a slot past the end of the file, is zeros). Raises TamperedChunk."""
         raw = _pread_full(
             self.fd, HEADER_SIZE + first * self._slot, (last + 1 - first) * self._slot
         )
         view = memoryview(raw)
+        plain = bytearray((last + 1 - first) * self._chunk)
+        out = memoryview(plain)
+        c = self._chunk
         for index in range(first, last + 1):
             slot = view[(index - first) * self._slot : (index - first + 1) * self._slot]
             if len(slot) < self._slot or not any(slot[:NONCE_SIZE]):
                 if any(slot):
                     raise TamperedChunk(index)
-                yield bytes(self._chunk)
-                continue
+                continue  # zeros already
             try:
-                yield self._aead.decrypt(
-                    slot[:NONCE_SIZE], slot[NONCE_SIZE:], index.to_bytes(8, "big")
-                )
+                self._aead.decrypt_into(
+                    slot[:NONCE_SIZE], slot[NONCE_SIZE:], index.to_bytes(8, "big"),
+                    out[(index - first) * c : (index - first + 1) * c],
+                )  # fmt: skip
             except InvalidTag:
                 raise TamperedChunk(index) from None
+        return plain
 
 
 def _pread_full(fd: int, offset: int, length: int) -> bytes:
@@ -236,15 +245,6 @@ def _pread_full(fd: int, offset: int, length: int) -> bytes:
         offset += len(part)
         length -= len(part)
     return b"".join(parts)
-
-
-def _pwritev_full(fd: int, buffers: list[bytes], offset: int) -> None:
-    """The buffers one after the other at ``offset``, in one system call when the
-    kernel takes them all (it does for a regular file but on error)."""
-    written = os.pwritev(fd, buffers, offset) if len(buffers) <= 1024 else 0  # IOV_MAX
-    total = sum(len(b) for b in buffers)
-    if written < total:
-        _pwrite_full(fd, memoryview(b"".join(buffers))[written:], offset + written)
 
 
 def _pwrite_full(fd: int, data: bytes | bytearray | memoryview, offset: int) -> None:
