@@ -28,6 +28,7 @@ import pyfuse3
 import trio
 
 from b2fs.mount import sdnotify
+from b2fs.mount.allocator import keep_freed_memory
 from b2fs.mount.control import serve_status
 from b2fs.mount.options import MountOptions
 from b2fs.mount.source import Source
@@ -175,6 +176,7 @@ async def serve(creds: Credentials, source: Source, mountpoint: str, opts: Mount
     from b2fs.writeback.journal import JournalError
 
     cache_dir = opts.cache_dir or default_cache_dir(creds.realm, source)
+    keep_freed_memory()
     stop = _Stop()
     lock_fd = -1
     try:
