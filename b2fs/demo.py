@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import faulthandler
 import hashlib
 import os
 import signal
@@ -354,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="where to mount (default /mnt/b2fs-demo)")  # fmt: skip
     ap.add_argument("--cache-dir", help="the mount's cache directory (default: b2fs's own)")
     args = ap.parse_args(argv)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1: where it is stuck
     args.data = args.data.absolute()
     args.mountpoint = args.mountpoint.absolute()
     try:

@@ -14,8 +14,10 @@ encrypt`` the passphrase is read (``--passphrase-file``/``-o passphrase_file``,
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
 import os
+import signal
 import sys
 from typing import Any
 
@@ -106,6 +108,7 @@ def _mount(source: Any, mountpoint: str, opts: MountOptions, report: Any,
 
     from b2fs.mount.run import StartupError, serve
 
+    _stacks_on_sigusr1()
     server = None
     try:
         if opts.local:
@@ -128,6 +131,14 @@ def _mount(source: Any, mountpoint: str, opts: MountOptions, report: Any,
     finally:
         if server is not None:
             server.stop()
+
+
+def _stacks_on_sigusr1() -> None:
+    """``kill -USR1 PID`` writes every thread's Python stack to the mount's log (stderr in
+    the foreground): what a mount that seems stuck is doing, without stopping it."""
+    stream = next((h.stream for h in logging.getLogger().handlers
+                   if isinstance(h, logging.FileHandler)), sys.stderr)  # fmt: skip
+    faulthandler.register(signal.SIGUSR1, file=stream, all_threads=True)
 
 
 def _credentials(opts: MountOptions) -> Any:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -137,12 +139,35 @@ def test_background_mode_returns_when_mounted(server, tmp_path, b2sync, new_buck
         assert r.returncode == 0, r.stderr
         assert is_mounted(mnt)
         assert (mnt / "hello.txt").read_bytes() == b"hi"
+        # kill -USR1: every thread's stack into the log, and the mount goes on
+        (pid,) = _pids_with_arg(str(mnt))
+        os.kill(pid, signal.SIGUSR1)
+        deadline = time.monotonic() + 10
+        while "most recent call first" not in (tmp_path / "c" / "mount.log").read_text():
+            assert time.monotonic() < deadline, "no stacks in the log after SIGUSR1"
+            time.sleep(0.1)
+        assert (mnt / "hello.txt").read_bytes() == b"hi"
     finally:
         subprocess.run(["fusermount3", "-u", str(mnt)], capture_output=True)
         _wait_unmounted(mnt)
     log = (tmp_path / "c" / "mount.log").read_text()
     assert "mounted b2://" in log
+    assert "b2fs/cli/mount.py" in log  # the loop thread's stack, under the CLI
     assert oct(os.stat(tmp_path / "c" / "mount.log").st_mode & 0o777) == oct(0o600)
+
+
+def _pids_with_arg(arg: str) -> list[int]:
+    """Live b2fs processes whose command line has ``arg`` (a mount's mountpoint)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                argv = (Path("/proc") / entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if arg.encode() in argv and any(b"b2fs" in a for a in argv):
+                pids.append(int(entry))
+    return pids
 
 
 def test_background_mode_reports_startup_errors(server, tmp_path):

@@ -57,6 +57,25 @@ def clean_up(output: str, mnt: Path) -> None:
         subprocess.run(["fusermount3", "-uz", str(mnt)], capture_output=True)
 
 
+def stuck(proc: subprocess.Popen[bytes], output: str, tmp_path: Path) -> str:
+    """What a demo that does not end is doing: the stacks of the demo and of its mount
+    (SIGUSR1: their faulthandlers write them to the demo's output and the mount's log)."""
+    for pid in [proc.pid, *map(int, re.findall(r"mount process pid (\d+)", output))]:
+        if alive(pid):
+            os.kill(pid, signal.SIGUSR1)
+    time.sleep(1)
+    assert proc.stdout is not None
+    out = b""
+    while select.select([proc.stdout], [], [], 0.2)[0]:
+        chunk = os.read(proc.stdout.fileno(), 65536)
+        if not chunk:
+            break
+        out += chunk
+    log = tmp_path / "data" / "mount.log"
+    return (f"--- the demo's output since, with its stacks:\n{out.decode(errors='replace')}\n"
+            f"--- mount.log:\n{log.read_text(errors='replace') if log.exists() else '(none)'}")  # fmt: skip
+
+
 def assert_nothing_left(output: str, mnt: Path) -> None:
     assert not is_mounted(mnt)
     pids = pids_in(output)
@@ -103,7 +122,12 @@ def test_ctrl_c_unmounts_after_the_pending_uploads(tmp_path, make_local_server):
                 output += os.read(proc.stdout.fileno(), 65536).decode()
         (mnt / "after-the-demo.txt").write_bytes(b"written by another program")
         os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the whole group
-        rest, _ = proc.communicate(timeout=60)
+        try:
+            rest, _ = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            pytest.fail(
+                f"the demo did not end 60 s after Ctrl-C\n{output}\n{stuck(proc, output, tmp_path)}"
+            )
         output += rest.decode()
         assert proc.returncode == 0, output
         assert "unmounted (b2fs exit 0)" in output
