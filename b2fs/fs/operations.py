@@ -90,6 +90,7 @@ class Operations(pyfuse3.Operations):
             if not pyfuse3.readdir_reply(
                 token, entry.name.encode(), self.attrs(node, entry), next_id
             ):
+                self.fs.inodes.drop_if_unused(node)  # the kernel's buffer is full: not given
                 break
             node.lookups += 1
 

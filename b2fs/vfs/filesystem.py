@@ -13,6 +13,7 @@ import itertools
 import logging
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,8 +101,11 @@ class FileSystem:
         node.opens += 1
         return fh
 
-    async def dir_entries(self, fh: int, start: int) -> list[tuple[int, Node, Entry]]:
-        """Entries from offset ``start`` on, as (next offset, node, entry).
+    async def dir_entries(self, fh: int, start: int) -> Iterator[tuple[int, Node, Entry]]:
+        """Entries from offset ``start`` on, as (next offset, node, entry), made one at a
+        time as the caller takes them: a readdir call fills one buffer of the kernel's, so
+        a directory of 100,000 names is read in ~1,000 calls that must not each walk (or
+        make nodes for) everything after their offset.
 
         Offsets index a snapshot taken when the handle is first read (or rewound to 0),
         so they stay stable while the directory changes underneath.
@@ -111,12 +115,13 @@ class FileSystem:
             raise BadHandle(f"directory handle {fh} is not open")
         if handle.entries is None or start == 0:
             handle.entries = await self.ns.children(handle.node.path)
-        out = []
-        for i in range(start, len(handle.entries)):
-            name, entry = handle.entries[i]
-            node = self.inodes.node(join(handle.node.path, name), entry.kind)
-            out.append((i + 1, node, entry))
-        return out
+        return self._entries_from(handle.node.path, handle.entries, start)
+
+    def _entries_from(self, path: str, entries: list[tuple[str, Entry]],
+                      start: int) -> Iterator[tuple[int, Node, Entry]]:  # fmt: skip
+        for i in range(start, len(entries)):
+            name, entry = entries[i]
+            yield i + 1, self.inodes.node(join(path, name), entry.kind), entry
 
     def releasedir(self, fh: int) -> None:
         handle = self.dirs.pop(fh, None)

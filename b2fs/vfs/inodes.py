@@ -77,13 +77,14 @@ class InodeTable:
         if node is None or node is self.root:
             return
         node.lookups = max(0, node.lookups - count)
-        self._maybe_drop(node)
+        self.drop_if_unused(node)
 
     def release(self, node: Node) -> None:
         node.opens = max(0, node.opens - 1)
-        self._maybe_drop(node)
+        self.drop_if_unused(node)
 
-    def _maybe_drop(self, node: Node) -> None:
+    def drop_if_unused(self, node: Node) -> None:
+        """Forget a node neither the kernel nor a handle holds."""
         if node.lookups == 0 and node.opens == 0:
             self._by_ino.pop(node.ino, None)
             if self._by_path.get(node.path) is node:
