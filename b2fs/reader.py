@@ -7,7 +7,6 @@ download per block however many readers want it), or a new ranged download.
 Downloads cover runs of consecutive missing blocks (up to ``max_request``
 bytes each), so a sequential reader costs few class B calls, and each block of
 a run goes to its readers as soon as its bytes are in; each stream's
-
 read-ahead window doubles while it reads sequentially and drops to nothing on
 a seek, so random readers fetch only the blocks they touch.
 
