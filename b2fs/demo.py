@@ -356,6 +356,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache-dir", help="the mount's cache directory (default: b2fs's own)")
     args = ap.parse_args(argv)
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1: where it is stuck
+    # "Press Ctrl-C" must work even when started with SIGINT ignored (as a shell without
+    # job control starts background commands): Python then leaves it ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     args.data = args.data.absolute()
     args.mountpoint = args.mountpoint.absolute()
     try:

@@ -109,9 +109,12 @@ def test_demo_once_on_the_local_server(tmp_path, make_local_server):
 
 def test_ctrl_c_unmounts_after_the_pending_uploads(tmp_path, make_local_server):
     mnt = tmp_path / "mnt"
+    # Started with SIGINT ignored, as a shell without job control starts a background
+    # command (and as CI may run us): the demo must still answer Ctrl-C.
     proc = subprocess.Popen(demo_cmd(tmp_path), env=no_account_env(), cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)  # fmt: skip
+                            start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))  # fmt: skip
     assert proc.stdout is not None
     output = ""
     try:
