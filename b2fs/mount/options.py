@@ -68,9 +68,8 @@ class MountOptions:
     cache_size: int = 1 << 30
     cache_dir: str | None = None
     memory_cache: int = 64 << 20  # decoded blocks kept in memory
-    max_readahead: int = (
-        32 << 20
-    )  # half the memory cache: read-ahead blocks are read before they age out
+    # half the memory cache: read-ahead blocks are read before they age out of it
+    max_readahead: int = 32 << 20
     kernel_readahead: int = 1 << 20  # the kernel's own read-ahead on this mount (its read size)
     max_request: int = 8 << 20  # largest single ranged GET
     download_concurrency: int = 8
@@ -109,8 +108,8 @@ class MountOptions:
             raise OptionError("passphrase_file is only used with -o encrypt")
 
 
-_SIZES = {"block_size", "cache_size", "memory_cache", "max_readahead", "max_request", "kernel_readahead",
-          "large_file_threshold", "part_size"}  # fmt: skip
+_SIZES = {"block_size", "cache_size", "memory_cache", "max_readahead", "max_request",
+          "kernel_readahead", "large_file_threshold", "part_size"}  # fmt: skip
 _FLOATS = {
     "io_timeout",
 "dir_cache_time", "attr_timeout", "entry_timeout", "negative_timeout",

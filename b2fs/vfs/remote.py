@@ -26,18 +26,19 @@ class RemoteNames:
         self.client = client
         self.bucket_id = bucket_id
         self.hard_delete = hard_delete
-        self.can_delete = (
-            can_delete  # the key has deleteFiles (else markers are hidden, not deleted)
-        )
+        self.can_delete = can_delete  # the key has deleteFiles (else markers are hidden)
         self.part_size = part_size  # for server-side copies of files over 5 GB
 
     async def remove(self, stored: str) -> None:
         """Make ``stored`` disappear from listings; quiet when it has no visible version."""
-        from b2fs.b2.errors import AlreadyHidden, NoSuchFile
-
         if self.hard_delete:
             await self.client.delete_all_versions(self.bucket_id, stored)
-            return
+        else:
+            await self._hide(stored)
+
+    async def _hide(self, stored: str) -> None:
+        from b2fs.b2.errors import AlreadyHidden, NoSuchFile
+
         try:
             await self.client.hide_file(self.bucket_id, stored)
         except (NoSuchFile, AlreadyHidden):
@@ -56,7 +57,7 @@ class RemoteNames:
         if self.can_delete:
             await self.client.delete_all_versions(self.bucket_id, name)
         else:
-            await RemoteNames.remove(self, name)
+            await self._hide(name)
 
     async def copy(self, file_id: str, new_stored: str, file_info: dict[str, str] | None,
                    size: int = 0) -> Any:  # fmt: skip

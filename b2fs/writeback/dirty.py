@@ -44,7 +44,6 @@ class DirtyFile:
         self.journaled_generation = -1 if row_id is None else 0
         self.writers = 0  # open handles that may write
         self.readers = 0  # open read handles and reads in progress (staging must stay)
-
         self.due = 0.0  # trio.current_time() after which the upload may start
         self.uploading: trio.CancelScope | None = None
         self.outcome = trio.Event()  # set (and replaced) after every upload attempt

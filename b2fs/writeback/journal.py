@@ -119,9 +119,10 @@ class Journal:
         )
 
     def _load(self, text: str) -> Any:
-        if self.seal is None or not text.startswith(SEALED):
-            if self.seal is not None or text.startswith(SEALED):
-                raise ValueError("sealed" if self.seal is None else "not sealed")
+        sealed = text.startswith(SEALED)
+        if sealed != (self.seal is not None):
+            raise ValueError("sealed" if sealed else "not sealed")
+        if not sealed:
             return json.loads(text)
         blob = b64.decode(text[len(SEALED) :])
         n = self.seal.header_size()

@@ -63,9 +63,8 @@ class WriteBack:
         self._limiter = trio.CapacityLimiter(concurrency)
         self._wake = trio.Event()
         self._queue: list[tuple[float, int, DirtyFile]] = []  # (due, serial, file): a heap
-        self._serials = itertools.count()
+        self._serials = itertools.count()  # heap tie-breaks and staging file names
         self._nursery: trio.Nursery | None = None
-        self._serial = 0
         self.uploads_done = 0
         self.uploads_failed = 0
 
@@ -129,8 +128,8 @@ class WriteBack:
             base: Entry | None = None, mtime_ns: int, mode: int | None, uid: int | None,
             gid: int | None) -> DirtyFile:  # fmt: skip
         """A new pending version at ``path``: empty, or starting as ``base`` (a remote entry)."""
-        self._serial += 1
-        name = f"{os.getpid()}-{trio.current_time():.6f}-{self._serial}".replace(".", "_")
+        serial = next(self._serials)
+        name = f"{os.getpid()}-{trio.current_time():.6f}-{serial}".replace(".", "_")
         record = PendingRecord(path=path, stored=stored, staging=name, size=0, mtime_ns=mtime_ns, kind=kind,
                                mode=mode, uid=uid, gid=gid, long_info=long_info)  # fmt: skip
         if base is not None and base.remote is not None:
