@@ -19,6 +19,7 @@ import fcntl
 import hashlib
 import logging
 import os
+import re
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -257,17 +258,6 @@ async def _run_fuse(mount: Any, source: Source, mountpoint: str, opts: MountOpti
         log.info("unmounted %s", mountpoint)
 
 
-def is_fuse_mounted(path: str) -> bool:
-    path = os.path.abspath(path)
-    try:
-        with open("/proc/mounts") as f:
-            return any(line.split()[1] == path and line.split()[2].startswith("fuse") for line in f)
-    except OSError as e:
-        if e.errno == errno.ENOENT:
-            return os.path.ismount(path)
-        raise
-
-
 def set_kernel_readahead(mountpoint: str, size: int) -> None:
     """Raise the kernel's read-ahead for this mount's device (sequential reads then reach us
     in requests of up to 1 MiB instead of 128 KiB). Only root may; others keep the default.
@@ -282,7 +272,7 @@ def set_kernel_readahead(mountpoint: str, size: int) -> None:
         with open("/proc/self/mountinfo") as f:
             for line in f:
                 fields = line.split()
-                if fields[4] == mountpoint:  # the last one listed is the newest mount there
+                if _unescape(fields[4]) == mountpoint:  # the last one listed is the newest there
                     device = fields[2]
         if device is None:
             return
@@ -290,3 +280,8 @@ def set_kernel_readahead(mountpoint: str, size: int) -> None:
             f.write(str(max(4, size // 1024)))
     except OSError as e:
         log.debug("kernel read-ahead left at its default: %s", e.strerror)
+
+
+def _unescape(field: str) -> str:
+    """A path as /proc/self/mountinfo writes it (space, tab, newline, backslash as \\ooo)."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)

@@ -156,6 +156,41 @@ def test_background_mode_returns_when_mounted(server, tmp_path, b2sync, new_buck
     assert oct(os.stat(tmp_path / "c" / "mount.log").st_mode & 0o777) == oct(0o600)
 
 
+def _read_ahead_kb(mountpoint: Path) -> int:
+    """The kernel's read-ahead of the mount on ``mountpoint`` (its bdi, from mountinfo)."""
+    with open("/proc/self/mountinfo") as f:
+        devices = [line.split()[2] for line in f
+                   if line.split()[4].replace("\\040", " ") == str(mountpoint)]  # fmt: skip
+    assert devices, f"{mountpoint} is not in mountinfo"
+    return int(Path(f"/sys/class/bdi/{devices[-1]}/read_ahead_kb").read_text())
+
+
+@pytest.mark.parametrize(("option", "kb"), [(None, 1024), ("kernel_readahead=256K", 256)])
+def test_kernel_readahead_is_set_on_the_mount(server, tmp_path, b2sync, new_bucket_name,
+                                              option, kb):  # fmt: skip
+    """Root raises the mount's read-ahead (1 MiB FUSE reads), also on a mountpoint whose
+    name mountinfo escapes (a space)."""
+    bucket = new_bucket_name()
+    b2sync.run(lambda c: c.create_bucket(bucket, "allPrivate"))
+    mnt = tmp_path / "mount point"
+    mnt.mkdir()
+    args = [f"b2://{bucket}", str(mnt), "--cache-dir", str(tmp_path / "c")]
+    r = run_mount(args + (["-o", option] if option else []), env_for(server))
+    try:
+        assert r.returncode == 0, r.stderr
+        deadline = time.monotonic() + 10  # set right after the kernel's INIT is answered
+        while _read_ahead_kb(mnt) != kb and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _read_ahead_kb(mnt) == kb
+    finally:
+        subprocess.run(["fusermount3", "-u", str(mnt)], capture_output=True)
+        deadline = time.monotonic() + 20
+        while os.path.ismount(mnt) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if os.path.ismount(mnt):
+            subprocess.run(["fusermount3", "-u", "-z", str(mnt)], capture_output=True)
+
+
 def _pids_with_arg(arg: str) -> list[int]:
     """Live b2fs processes whose command line has ``arg`` (a mount's mountpoint)."""
     pids = []
