@@ -10,6 +10,8 @@ import json
 import sys
 from typing import Any
 
+SHOWN = 50  # pending files listed one per line
+
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("status", help="show the upload queue and caches of a running mount")
@@ -37,11 +39,13 @@ def run(args: Any) -> int:
     else:
         pending = wb["pending"]
         print(f"pending uploads: {len(pending)} file(s), {_size(wb['pending_bytes'])}")
-        for p in pending[:50]:
+        for p in pending[:SHOWN]:
             err = f"  last error: {p['last_error']}" if p["last_error"] else ""
             print(
                 f"  {p['state']:9} {_size(p['bytes']):>9}  retries {p['attempts']}  {p['path']}{err}"
             )
+        if len(pending) > SHOWN:
+            print(f"  ... and {len(pending) - SHOWN} more (--json lists them all)")
         print(f"uploaded: {wb['uploads_done']} file(s), {_size(wb['bytes_uploaded'])} sent, "
               f"{_size(wb['bytes_copied'])} copied server-side; failed attempts: {wb['uploads_failed']}")  # fmt: skip
     cache = status["cache"]
