@@ -221,9 +221,11 @@ class Reader:
                     del self._inflight[(obj.file_id, i)]
                 fetch.deliver(i)
         # Readers have their blocks; now keep them on disk (only what decoded: a block that
-        # failed to verify is never cached).
-        for i, stored in verified:
-            await self.cache.put_async(obj.file_id, i, stored)
+        # failed to verify is never cached). Shielded: an unmount right after a read waits for
+        # these few local writes rather than throwing away blocks it has paid to download.
+        with trio.CancelScope(shield=True):
+            for i, stored in verified:
+                await self.cache.put_async(obj.file_id, i, stored)
 
     async def _finish_block(self, obj: ObjectRef, index: int, stored: bytearray,
                             fetch: _Fetch, verified: list[tuple[int, bytearray]],
@@ -244,7 +246,6 @@ class Reader:
             plain = stored
         else:
             decryptor = decryptor or await self._decryptor(obj)
-
             try:
                 plain = decryptor.decode(index * self.block_size, stored, obj.plain_size)
             except Exception as e:

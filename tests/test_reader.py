@@ -53,3 +53,31 @@ async def test_first_block_of_a_run_is_served_before_the_run_ends(
         assert [cache.get(obj.file_id, i, expected_size=BLOCK) for i in range(BLOCKS)] == [
             data[i * BLOCK : (i + 1) * BLOCK] for i in range(BLOCKS)
         ]
+
+
+async def test_blocks_downloaded_before_a_cancel_still_reach_the_disk_cache(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    """An unmount (the reader's nursery cancelled) right after the last block of a run was
+    handed over still lets the run's blocks reach the disk cache: they were paid for."""
+    data = os.urandom(BLOCK * BLOCKS)
+    async with B2Client(server.key_id, server.key, server.realm) as c:
+        bucket = await c.create_bucket(f"reader-{uuid.uuid4().hex[:12]}")
+        src = tmp_path / "src.bin"
+        src.write_bytes(data)
+        version = await c.upload(bucket.bucket_id, "f.bin", str(src))
+        cache = BlockCache(str(tmp_path / "cache"), 1 << 30, BLOCK)
+        cache.open()
+        content, _, _ = plain_codecs()
+        reader = Reader(c, content, cache, block_size=BLOCK, memory_cache=64 << 20,
+                        max_readahead=BLOCK * BLOCKS, max_request=BLOCK * BLOCKS,
+                        concurrency=4)  # fmt: skip
+        obj = ObjectRef(version.file_id, len(data), len(data), name="f.bin")
+        async with trio.open_nursery() as nursery:
+            reader.attach(nursery)
+            reader._start(obj, 0, BLOCKS)
+            assert bytes(await reader.block(obj, BLOCKS - 1)) == data[-BLOCK:]
+            nursery.cancel_scope.cancel()
+        assert [cache.get(obj.file_id, i, expected_size=BLOCK) for i in range(BLOCKS)] == [
+            data[i * BLOCK : (i + 1) * BLOCK] for i in range(BLOCKS)
+        ]
