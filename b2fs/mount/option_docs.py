@@ -82,7 +82,7 @@ MEANINGS: dict[str, str] = {
     "local": "run an embedded local B2 server on this data directory for the life of the mount, "
     "and mount a bucket on it (created if missing). Also `--local`",
     "log_file": "log file in background mode (0600); default `mount.log` in `cache_dir` if given, "
-    "else `~/.cache/b2fs/mount.log`. Also `--log-file`",
+    "else `mount.log` in `$XDG_CACHE_HOME/b2fs` (`~/.cache/b2fs`). Also `--log-file`",
     "foreground": "stay in the foreground, logging to stderr (warnings; `b2fs -v mount` for "
     "info). Also `-f`",
     "debug": "log at debug level",
