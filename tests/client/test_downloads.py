@@ -158,8 +158,11 @@ async def test_server_that_ignores_range_is_trimmed(
     async with lossy_relay(psrv.realm) as relay:
         relay.strip_range = True
         async with B2Client(psrv.key_id, psrv.key, relay.url) as c:
+            await c.authorize()
+            psrv.reset_counters()
             assert await c.download_range(file_id, 123, 4567) == data[123:4568]
             assert await c.download_range(file_id, SIZE - 5, SIZE + 5) == data[-5:]
+    assert psrv.counters()["bytes_out"] >= 2 * SIZE  # the relay did strip Range: whole files came
 
 
 async def test_download_authorization_and_urls(

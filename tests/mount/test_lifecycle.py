@@ -148,8 +148,7 @@ def test_background_mode_returns_when_mounted(server, tmp_path, b2sync, new_buck
             time.sleep(0.1)
         assert (mnt / "hello.txt").read_bytes() == b"hi"
     finally:
-        subprocess.run(["fusermount3", "-u", str(mnt)], capture_output=True)
-        _wait_unmounted(mnt)
+        _unmount_background(mnt)
     log = (tmp_path / "c" / "mount.log").read_text()
     assert "mounted b2://" in log
     assert "b2fs/cli/mount.py" in log  # the loop thread's stack, under the CLI
@@ -183,12 +182,24 @@ def test_kernel_readahead_is_set_on_the_mount(server, tmp_path, b2sync, new_buck
             time.sleep(0.05)
         assert _read_ahead_kb(mnt) == kb
     finally:
-        subprocess.run(["fusermount3", "-u", str(mnt)], capture_output=True)
-        deadline = time.monotonic() + 20
-        while os.path.ismount(mnt) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if os.path.ismount(mnt):
-            subprocess.run(["fusermount3", "-u", "-z", str(mnt)], capture_output=True)
+        _unmount_background(mnt)
+
+
+def _unmount_background(mnt: Path) -> None:
+    """Teardown of a background-mode mount: unmount (lazily as a last resort), then end
+    its daemon by pid if it has not exited by itself."""
+    pids = _pids_with_arg(str(mnt))
+    subprocess.run(["fusermount3", "-u", str(mnt)], capture_output=True)
+    deadline = time.monotonic() + 20
+    while os.path.ismount(mnt) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if os.path.ismount(mnt):
+        subprocess.run(["fusermount3", "-u", "-z", str(mnt)], capture_output=True)
+    while pids and time.monotonic() < deadline:
+        pids = [p for p in pids if Path(f"/proc/{p}").exists()]
+        time.sleep(0.05)
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
 
 
 def _pids_with_arg(arg: str) -> list[int]:

@@ -57,6 +57,17 @@ def clean_up(output: str, mnt: Path) -> None:
         subprocess.run(["fusermount3", "-uz", str(mnt)], capture_output=True)
 
 
+def run_demo_once(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``demo --once``; if it hangs, what it started (printed pids, the mount) is ended too."""
+    try:
+        return subprocess.run(demo_cmd(tmp_path, "--once"), env=env, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=100)  # fmt: skip
+    except subprocess.TimeoutExpired as e:
+        out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else e.stdout
+        clean_up(out or "", tmp_path / "mnt")
+        raise
+
+
 def stuck(proc: subprocess.Popen[bytes], output: str, tmp_path: Path) -> str:
     """What a demo that does not end is doing: the stacks of the demo and of its mount
     (SIGUSR1: their faulthandlers write them to the demo's output and the mount's log)."""
@@ -87,8 +98,7 @@ def assert_nothing_left(output: str, mnt: Path) -> None:
 
 
 def test_demo_once_on_the_local_server(tmp_path, make_local_server):
-    r = subprocess.run(demo_cmd(tmp_path, "--once"), env=no_account_env(), cwd=tmp_path,
-                       capture_output=True, text=True, timeout=100)  # fmt: skip
+    r = run_demo_once(tmp_path, no_account_env())
     try:
         assert r.returncode == 0, r.stdout + r.stderr
         out = r.stdout
@@ -152,8 +162,7 @@ def test_demo_with_an_account_works_in_its_own_directory(server, tmp_path, new_b
     b2.upload(bucket, "mine.txt", b"the user's own file")
     env = dict(no_account_env(), B2_APPLICATION_KEY_ID=server.key_id,
                B2_APPLICATION_KEY=server.key, B2_ENVIRONMENT=server.realm, B2_BUCKET=bucket)  # fmt: skip
-    r = subprocess.run(demo_cmd(tmp_path, "--once"), env=env, cwd=tmp_path, capture_output=True,
-                       text=True, timeout=100)  # fmt: skip
+    r = run_demo_once(tmp_path, env)
     try:
         assert r.returncode == 0, r.stdout + r.stderr
         assert f"mounting bucket {bucket}" in r.stdout

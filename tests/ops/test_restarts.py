@@ -51,8 +51,8 @@ def test_ctrl_c_of_a_local_mount_still_uploads_what_is_pending(tmp_path, make_lo
         os.killpg(proc.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
         assert proc.wait(timeout=60) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        if proc.poll() is None:  # the whole group: the mount and its embedded server
+            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         if is_mounted(mnt):
             subprocess.run(["fusermount3", "-uz", str(mnt)], capture_output=True)

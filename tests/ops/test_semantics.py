@@ -1,7 +1,8 @@
 """Claims of docs/semantics.md that no other test makes, checked on a real mount.
 
-The known gaps listed there are strict xfails: when one is fixed, its test
-passes, fails the suite, and the page gets updated.
+The known gaps listed there are tested as the behaviour they describe (e.g. a
+directory's mode does not last): when one is fixed, its test fails and the page
+gets updated with it.
 """
 
 from __future__ import annotations
