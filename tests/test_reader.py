@@ -3,9 +3,12 @@ download of a run of blocks is handed to the readers waiting on it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import trio
 
@@ -19,14 +22,12 @@ BLOCK = 64 << 10
 BLOCKS = 16
 
 
-async def test_first_block_of_a_run_is_served_before_the_run_ends(
-    server: LocalServer, tmp_path: Path
-) -> None:
-    """A reader waiting on the first block of a 16-block request gets it as soon as its
-    bytes are in, not when the whole request is: with downloads throttled to 256 KiB/s,
-    the request is still in flight (and its later blocks not yet here) when it returns."""
-    data = os.urandom(BLOCK * BLOCKS)
-    async with B2Client(server.key_id, server.key, server.realm, download_limit=256 << 10) as c:
+@contextlib.asynccontextmanager
+async def run_of_blocks(server: LocalServer, tmp_path: Path, data: bytes, **client: Any
+                        ) -> AsyncIterator[tuple[Reader, ObjectRef, BlockCache, trio.Nursery]]:  # fmt: skip
+    """A reader (disk cache in tmp_path) with one download started for all of ``data``'s
+    blocks in one request, as read-ahead does; its nursery is waited for on exit."""
+    async with B2Client(server.key_id, server.key, server.realm, **client) as c:
         bucket = await c.create_bucket(f"reader-{uuid.uuid4().hex[:12]}")
         src = tmp_path / "src.bin"
         src.write_bytes(data)
@@ -40,19 +41,38 @@ async def test_first_block_of_a_run_is_served_before_the_run_ends(
         obj = ObjectRef(version.file_id, len(data), len(data), name="f.bin")
         async with trio.open_nursery() as nursery:
             reader.attach(nursery)
-            reader._start(obj, 0, BLOCKS)  # one request for the whole run, as read-ahead does
-            first = await reader.block(obj, 0)
-            assert bytes(first) == data[:BLOCK]
-            assert reader.stats()["inflight_blocks"] == BLOCKS  # the run is still downloading
-            assert reader.stats()["downloads"] == 1
-            last = await reader.block(obj, BLOCKS - 1)
-            assert bytes(last) == data[-BLOCK:]
-        # the nursery waited for the run to end: one download, every block on disk
-        assert reader.stats() == {"downloads": 1, "downloaded_bytes": len(data),
-                                  "inflight_blocks": 0}  # fmt: skip
-        assert [cache.get(obj.file_id, i, expected_size=BLOCK) for i in range(BLOCKS)] == [
-            data[i * BLOCK : (i + 1) * BLOCK] for i in range(BLOCKS)
-        ]
+            reader._start(obj, 0, len(data) // BLOCK)
+            yield reader, obj, cache, nursery
+
+
+def blocks_on_disk(cache: BlockCache, obj: ObjectRef) -> list[bytes | None]:
+    return [cache.get(obj.file_id, i, expected_size=BLOCK) for i in range(BLOCKS)]
+
+
+def blocks_of(data: bytes) -> list[bytes]:
+    return [data[i * BLOCK : (i + 1) * BLOCK] for i in range(BLOCKS)]
+
+
+async def test_first_block_of_a_run_is_served_before_the_run_ends(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    """A reader waiting on the first block of a 16-block request gets it as soon as its
+    bytes are in, not when the whole request is: with downloads throttled to 256 KiB/s,
+    the request is still in flight (and its later blocks not yet here) when it returns."""
+    data = os.urandom(BLOCK * BLOCKS)
+    async with run_of_blocks(server, tmp_path, data, download_limit=256 << 10) as (
+        reader, obj, cache, _,
+    ):  # fmt: skip
+        first = await reader.block(obj, 0)
+        assert bytes(first) == data[:BLOCK]
+        assert reader.stats()["inflight_blocks"] == BLOCKS  # the run is still downloading
+        assert reader.stats()["downloads"] == 1
+        last = await reader.block(obj, BLOCKS - 1)
+        assert bytes(last) == data[-BLOCK:]
+    # the nursery waited for the run to end: one download, every block on disk
+    assert reader.stats() == {"downloads": 1, "downloaded_bytes": len(data),
+                              "inflight_blocks": 0}  # fmt: skip
+    assert blocks_on_disk(cache, obj) == blocks_of(data)
 
 
 async def test_blocks_downloaded_before_a_cancel_still_reach_the_disk_cache(
@@ -61,23 +81,7 @@ async def test_blocks_downloaded_before_a_cancel_still_reach_the_disk_cache(
     """An unmount (the reader's nursery cancelled) right after the last block of a run was
     handed over still lets the run's blocks reach the disk cache: they were paid for."""
     data = os.urandom(BLOCK * BLOCKS)
-    async with B2Client(server.key_id, server.key, server.realm) as c:
-        bucket = await c.create_bucket(f"reader-{uuid.uuid4().hex[:12]}")
-        src = tmp_path / "src.bin"
-        src.write_bytes(data)
-        version = await c.upload(bucket.bucket_id, "f.bin", str(src))
-        cache = BlockCache(str(tmp_path / "cache"), 1 << 30, BLOCK)
-        cache.open()
-        content, _, _ = plain_codecs()
-        reader = Reader(c, content, cache, block_size=BLOCK, memory_cache=64 << 20,
-                        max_readahead=BLOCK * BLOCKS, max_request=BLOCK * BLOCKS,
-                        concurrency=4)  # fmt: skip
-        obj = ObjectRef(version.file_id, len(data), len(data), name="f.bin")
-        async with trio.open_nursery() as nursery:
-            reader.attach(nursery)
-            reader._start(obj, 0, BLOCKS)
-            assert bytes(await reader.block(obj, BLOCKS - 1)) == data[-BLOCK:]
-            nursery.cancel_scope.cancel()
-        assert [cache.get(obj.file_id, i, expected_size=BLOCK) for i in range(BLOCKS)] == [
-            data[i * BLOCK : (i + 1) * BLOCK] for i in range(BLOCKS)
-        ]
+    async with run_of_blocks(server, tmp_path, data) as (reader, obj, cache, nursery):
+        assert bytes(await reader.block(obj, BLOCKS - 1)) == data[-BLOCK:]
+        nursery.cancel_scope.cancel()
+    assert blocks_on_disk(cache, obj) == blocks_of(data)
