@@ -102,11 +102,13 @@ class DirtyFile:
             index = pos // bs
             stop = min((index + 1) * bs, end)
             if base is not None and self.from_base(index):
-                limit = min(stop, self.record.base_limit)
-                block = await self.reader.block(base, index)
-                lo = pos - index * bs
-                piece = block[lo : lo + (limit - pos)]
-                parts.append(piece)
+                # The base holds [index * bs, base_limit); past that (a grown or cut file) the
+                # bytes nobody wrote are zeros, also when the read starts past base_limit.
+                limit = max(pos, min(stop, self.record.base_limit))
+                if limit > pos:
+                    block = await self.reader.block(base, index)
+                    lo = pos - index * bs
+                    parts.append(block[lo : lo + (limit - pos)])
                 if stop > limit:
                     parts.append(bytes(stop - limit))
             else:

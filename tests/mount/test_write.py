@@ -425,3 +425,25 @@ def test_opening_for_write_without_writing_uploads_nothing(
     assert not any(
         calls.get(c) for c in ("b2_copy_file", "b2_upload_file", "b2_start_large_file")
     ), calls
+
+
+def test_read_past_the_old_end_of_a_grown_file(mount_factory, b2sync):
+    """Issue 10: a file in B2 grown by truncate reads zeros past its old end, also from a
+    read that starts past the old end inside the base version's last block."""
+    m = mount_factory(writeback_delay=30)
+    data = os.urandom(10000)
+    b2sync.upload(m.bucket, "f", data)
+    f = m.path / "f"
+    os.truncate(f, 100000)
+    fd = os.open(f, os.O_RDONLY)
+    try:
+        assert os.pread(fd, 4096, 3 * 4096) == bytes(4096)  # past 10000, inside block 0
+        assert os.pread(fd, 8192, 8000) == data[8000:] + bytes(8192 - 2000)
+        assert os.pread(fd, 200000, 0) == data + bytes(90000)
+    finally:
+        os.close(fd)
+    os.truncate(f, 5000)  # cut inside the base, then grown again past the cut
+    os.truncate(f, 20000)
+    assert f.read_bytes() == data[:5000] + bytes(15000)
+    fresh(m)
+    assert f.read_bytes() == data[:5000] + bytes(15000)
