@@ -257,8 +257,9 @@ def use_the_mount(t: Target, mnt: Path) -> None:
         raise DemoError("data/random.bin read back differs from what was written")
     shell([sys.executable, "-m", "b2fs", "status", str(mnt)], f"b2fs status {mnt}")
 
-    say("\n# fsync returns once B2 holds the data:")
-    for name in ("notes/today.txt", "projects/plan.txt", "data/random.bin"):
+    say("\n# fsync returns once B2 holds the data (of a directory: its entries):")
+    for name in ("notes/today.txt", "projects/plan.txt", "data/random.bin", "notes", "projects",
+                 "data", "."):  # fmt: skip
         fd = os.open(root / name, os.O_RDONLY)
         try:
             os.fsync(fd)

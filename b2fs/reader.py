@@ -28,7 +28,7 @@ import cachetools
 import trio
 
 from b2fs.cache.blocks import BlockCache
-from b2fs.vfs.errors import FsError, Stale
+from b2fs.posix.errors import FsError, Stale
 
 log = logging.getLogger(__name__)
 

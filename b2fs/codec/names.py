@@ -4,9 +4,10 @@ The mount stores a path segment by segment (B2's tree shape is kept, so
 listings with ``delimiter="/"`` and prefixes work unchanged). ``PlainNameCodec``
 stores names as they are, after checking that B2 takes them;
 ``EncryptedNameCodec`` stores AES-SIV(NFC name, AD = the parent's stored path)
-as unpadded base64url, and a name whose encoding would pass 250 bytes as a
-fixed-length stub plus "long info" the mount keeps in file info
-(docs/encryption.md). The reserved names the mount hides live here too.
+as unpadded base64url.  Either one stores a segment that would pass 250 bytes
+(B2's older limit, which the local server keeps) as a fixed-length stub plus
+"long info" the mount keeps in file info (docs/encryption.md): a plain stub is
+the hash of the name, so every other name stays browsable as it is. The reserved names the mount hides live here too.
 Neighbours: the vault builds the encrypted codec; the mount's vfs calls it.
 """
 
@@ -75,21 +76,32 @@ class PlainNameCodec:
 
     def encode(self, parent_stored: str, name: str) -> EncodedName:
         raw = _check(name)
-        if len(raw) > SEGMENT_MAX:
-            raise NameTooLong(f"name of {len(raw)} bytes (B2 takes {SEGMENT_MAX})")
+        if len(raw) > NAME_MAX:
+            raise NameTooLong(f"name of {len(raw)} bytes (at most {NAME_MAX})")
         if any(c < 0x20 or c == 0x7F for c in raw):
             raise InvalidName(f"B2 refuses control characters in names: {name!r}")
         if is_reserved(parent_stored, name):
             raise InvalidName(f"{name!r} is reserved")
+        if len(raw) > SEGMENT_MAX:
+            return EncodedName(_stub(raw), {LONG_INFO_KEY: name})
         return EncodedName(name, None)
 
     def decode(
         self, parent_stored: str, segment: str, long_info: dict[str, str] | None = None
     ) -> str:
+        """A stub with its matching long info is the long name; anything else (a name of
+        another tool's that only looks like a stub too) is itself."""
+        if self.is_long_stub(segment) and long_info and LONG_INFO_KEY in long_info:
+            name = long_info[LONG_INFO_KEY]
+            try:
+                if _stub(_check(name)) == segment:
+                    return name
+            except InvalidName:
+                pass
         return segment
 
     def is_long_stub(self, segment: str) -> bool:
-        return False
+        return len(segment) == STUB_LEN and segment.startswith(STUB_MARK)
 
 
 class EncryptedNameCodec:
@@ -132,5 +144,7 @@ class EncryptedNameCodec:
         return len(segment) == STUB_LEN and segment.startswith(STUB_MARK)
 
 
-def _stub(sealed: bytes) -> str:
-    return STUB_MARK + b64.encode(hashlib.sha256(sealed).digest())
+def _stub(raw: bytes) -> str:
+    """The stored stub of a long name: ``~`` and the base64url SHA-256 of its bytes (the
+    sealed name when encrypted, the UTF-8 name when plain)."""
+    return STUB_MARK + b64.encode(hashlib.sha256(raw).digest())

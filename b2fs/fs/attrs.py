@@ -4,55 +4,55 @@ from __future__ import annotations
 
 import pyfuse3
 
-from b2fs.mount.options import MountOptions
-from b2fs.vfs.entries import Entry
-from b2fs.vfs.inodes import Kind, Node
+from b2fs.posix.entries import Defaults, Entry, Kind
+from b2fs.vfs.inodes import Node
 
 BLKSIZE = 128 * 1024  # the largest read/write the kernel sends us; a hint for cp & co
 
 
 class AttrMaker:
-    def __init__(self, opts: MountOptions, dir_mtime_ns: int) -> None:
-        self.opts = opts
-        self.dir_mtime_ns = dir_mtime_ns
-        self.file_mode = 0o666 & ~opts.umask
-        self.dir_mode = 0o777 & ~opts.umask
+    def __init__(self, defaults: Defaults, *, entry_timeout: float, attr_timeout: float,
+                 negative_timeout: float) -> None:  # fmt: skip
+        self.defaults = defaults
+        self.entry_timeout = entry_timeout
+        self.attr_timeout = attr_timeout
+        self.negative_timeout = negative_timeout
 
     def __call__(self, node: Node, entry: Entry) -> pyfuse3.EntryAttributes:
         a = pyfuse3.EntryAttributes()
         a.st_ino = node.ino
         a.generation = 0
-        a.entry_timeout = self.opts.entry_timeout
-        a.attr_timeout = self.opts.attr_timeout
-        if entry.kind is Kind.DIR:
-            perm = entry.mode if entry.mode is not None else self.dir_mode
-            a.st_size = 0
-            mtime = entry.mtime_ns or self.dir_mtime_ns
-        elif entry.kind is Kind.SYMLINK:
+        a.entry_timeout = self.entry_timeout
+        # A directory whose attributes are not known yet: the kernel asks again (getattr)
+        # before it relies on them, e.g. for a permission check.
+        a.attr_timeout = self.attr_timeout if entry.known else 0
+        if entry.kind is Kind.SYMLINK:
             perm = 0o777
-            a.st_size = entry.size
-            mtime = entry.mtime_ns
+        elif entry.mode is not None:
+            perm = entry.mode
         else:
-            perm = entry.mode if entry.mode is not None else self.file_mode
-            a.st_size = entry.size
-            mtime = entry.mtime_ns
+            perm = self.defaults.dir_mode if entry.kind is Kind.DIR else self.defaults.file_mode
+        a.st_size = 0 if entry.kind is Kind.DIR else entry.size
         a.st_mode = entry.kind.value | (perm & 0o7777)
-        a.st_nlink = (
-            1  # directories too: B2 has no link counts (find then skips its leaf optimisation)
-        )
-        a.st_uid = entry.uid if entry.uid is not None else self.opts.uid
-        a.st_gid = entry.gid if entry.gid is not None else self.opts.gid
-        a.st_rdev = 0
+        # Files lose their last link when unlinked while open (fstat then says 0). Directories
+        # say 1: B2 cannot count their subdirectories cheaply (find then skips its leaf
+        # optimisation, as on btrfs).
+        a.st_nlink = 0 if node.gone else 1
+        a.st_uid = entry.uid if entry.uid is not None else self.defaults.uid
+        a.st_gid = entry.gid if entry.gid is not None else self.defaults.gid
+        a.st_rdev = entry.rdev
         a.st_blksize = BLKSIZE
         a.st_blocks = (a.st_size + 511) // 512
-        a.st_mtime_ns = a.st_ctime_ns = a.st_atime_ns = mtime
+        a.st_mtime_ns = entry.mtime_ns
+        a.st_atime_ns = entry.mtime_ns if entry.atime_ns is None else entry.atime_ns
+        a.st_ctime_ns = entry.mtime_ns if entry.ctime_ns is None else entry.ctime_ns
         return a
 
     def negative(self) -> pyfuse3.EntryAttributes:
         """A cacheable "no such entry" answer to lookup."""
         a = pyfuse3.EntryAttributes()
         a.st_ino = 0
-        a.entry_timeout = self.opts.negative_timeout
+        a.entry_timeout = self.negative_timeout
         return a
 
 

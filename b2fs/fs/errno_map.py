@@ -5,8 +5,10 @@ errno; B2 client errors map by their B2 code and HTTP status; codec errors
 (a tampered or foreign object, a name too long to encode) map to EIO or
 ENAMETOOLONG; ``OSError`` from local disk (a full staging area) keeps its
 errno.  Anything else is a bug: EIO, logged with its traceback.  Outcomes a
-program meets in normal use (ENOENT, EEXIST, ENOTEMPTY, ...) are logged at
-debug level only; the rest at warning, one line each.  An encrypted mount
+program meets in normal use (ENOENT, EEXIST, ENOTEMPTY, ..., and refusals a
+``FsError`` marks ``quiet``) are logged at debug level only; the rest at warning,
+one line each, naming what the request was about (the file, by its B2 name in an
+encrypted mount, and the offset of a read or write: ``Operations.where``).  An encrypted mount
 calls ``hide_messages(True)``: messages that may name files by plaintext
 path (``FsError.plain_names``, codec errors) must not reach a log file, so
 their lines give the error's type only (the reader's and the write-back's
@@ -24,7 +26,7 @@ from typing import Any, TypeVar
 import pyfuse3
 
 from b2fs.codec.errors import CodecError, InvalidName, NameTooLong
-from b2fs.vfs.errors import FsError
+from b2fs.posix.errors import FsError
 
 log = logging.getLogger("b2fs.fs")
 
@@ -88,17 +90,27 @@ def fuse_errors(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
             known = isinstance(e, FsError | OSError | CodecError) or hasattr(e, "code")
             hide = isinstance(e, CodecError) or getattr(e, "plain_names", False)
             text = type(e).__name__ if _hide_messages and hide else e
+            name = errno.errorcode.get(err, err)
+            if known and (err in QUIET or getattr(e, "quiet", False)):
+                log.debug("%s: %s (%s)", fn.__name__, text, name)
+                raise pyfuse3.FUSEError(err) from None
+            where = _where(fn.__name__, args)
             if not known:
-                log.error("%s: unexpected %s", fn.__name__, type(e).__name__, exc_info=True)
-            elif err in QUIET:
-                log.debug("%s: %s (%s)", fn.__name__, text, errno.errorcode.get(err, err))
-            else:
-                log.warning(
-                    "%s: %s [%s]", fn.__name__, _one_line(text), errno.errorcode.get(err, err)
+                log.error(
+                    "%s: %sunexpected %s", fn.__name__, where, type(e).__name__, exc_info=True
                 )
+            else:
+                log.warning("%s: %s%s [%s]", fn.__name__, where, _one_line(text), name)
             raise pyfuse3.FUSEError(err) from None
 
     return wrapper
+
+
+def _where(op: str, args: tuple[Any, ...]) -> str:
+    """``"FILE at offset N: "`` when the operations object can say (see Operations.where)."""
+    where = getattr(args[0], "where", None) if args else None
+    text = where(op, args[1:]) if where is not None else ""
+    return f"{text}: " if text else ""
 
 
 def _one_line(e: object) -> str:

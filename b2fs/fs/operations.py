@@ -10,7 +10,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import stat
 import unicodedata
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -20,9 +19,9 @@ import trio
 
 from b2fs.fs.attrs import AttrMaker, statfs
 from b2fs.fs.errno_map import fuse_errors
-from b2fs.vfs.errors import FsError
+from b2fs.posix.errors import FsError, NotPermitted
+from b2fs.posix.paths import check_length, decode_name
 from b2fs.vfs.filesystem import FileSystem
-from b2fs.vfs.paths import decode_name
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +30,31 @@ class Operations(pyfuse3.Operations):
     supports_dot_lookup = True
     enable_writeback_cache = False
 
-    def __init__(self, fs: FileSystem, changes: Any = None) -> None:
+    def __init__(self, fs: FileSystem, attrs: AttrMaker, changes: Any = None) -> None:
         super().__init__()
         self.fs = fs
         self.changes = changes  # b2fs.vfs.changes.Changes, or None on a read-only mount
-        self.attrs = AttrMaker(fs.opts, fs.mounted_at_ns)
+        self.attrs = attrs
         self.nfc = fs.ns.names.encrypted  # encrypted names are stored (and listed) in NFC
         self.after_init: Callable[[], None] | None = None  # runs once the kernel's INIT is answered
+        self.warned_link = False
+
+    def where(self, op: str, args: tuple[Any, ...]) -> str:
+        """What a failed request was about, for its log line: the file (its B2 name in an
+        encrypted mount) and, for reads and writes, the offset."""
+        try:
+            if op in ("read", "write", "flush", "release", "fsync"):
+                handle = self.fs.files.get(args[0])
+                if handle is None:
+                    return f"file handle {args[0]}"
+                what = self.fs.shown(handle.node.path)
+                return f"{what} at offset {args[1]}" if op in ("read", "write") else what
+            if args and isinstance(args[0], int):
+                node = self.fs.inodes.get(args[0])
+                return self.fs.shown(node.path)
+        except Exception:  # noqa: BLE001 - only for a log line
+            pass
+        return ""
 
     def init(self) -> None:
         if self.after_init is not None:  # INIT is answered when this callback returns: after it
@@ -86,17 +103,25 @@ class Operations(pyfuse3.Operations):
 
     @fuse_errors
     async def readdir(self, fh: int, start_id: int, token: Any) -> None:
-        for next_id, node, entry in await self.fs.dir_entries(fh, start_id):
+        for next_id, node, entry, counted in await self.fs.dir_entries(fh, start_id):
             if not pyfuse3.readdir_reply(
                 token, entry.name.encode(), self.attrs(node, entry), next_id
             ):
-                self.fs.inodes.drop_if_unused(node)  # the kernel's buffer is full: not given
+                if counted:
+                    self.fs.inodes.drop_if_unused(node)  # the kernel's buffer is full: not given
                 break
-            node.lookups += 1
+            if counted:  # the kernel keeps a reference to what it was given, but '.' and '..'
+                node.lookups += 1
 
     @fuse_errors
     async def releasedir(self, fh: int) -> None:
         self.fs.releasedir(fh)
+
+    @fuse_errors
+    async def fsyncdir(self, fh: int, datasync: bool) -> None:
+        handle = self.fs.dirs.get(fh)
+        if self.changes is not None and handle is not None:
+            await self.changes.fsync_dir(handle.node)
 
     # -- files ---------------------------------------------------------------------------
 
@@ -106,14 +131,18 @@ class Operations(pyfuse3.Operations):
         if flags & (os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND):
             if self.changes is None:
                 raise FsError("the mount is read-only", errno=errno.EROFS)
-            fh = await self.changes.open_write(node, flags)
+            fh = await self.changes.open_write(node, flags, ctx)
             return pyfuse3.FileInfo(fh=fh, keep_cache=False)
         fh, keep = await self.fs.open_read(node, flags)
         return pyfuse3.FileInfo(fh=fh, keep_cache=keep)
 
     @fuse_errors
     async def read(self, fh: int, off: int, size: int) -> bytes:
-        return await self.fs.read(fh, off, size)
+        data = await self.fs.read(fh, off, size)
+        if len(data) > size:  # the kernel would refuse the reply (EINVAL) and the program see EIO
+            raise FsError(f"read gave {len(data)} bytes for {size} asked (a b2fs bug)",
+                          plain_names=False)  # fmt: skip
+        return data
 
     @fuse_errors
     async def flush(self, fh: int) -> None:
@@ -165,14 +194,6 @@ class Operations(pyfuse3.Operations):
         ctx: Any = None,
     ) -> pyfuse3.EntryAttributes:
         node = self.fs.inodes.get(inode)
-        if not (
-            fields.update_size
-            or fields.update_mtime
-            or fields.update_mode
-            or fields.update_uid
-            or fields.update_gid
-        ):
-            return self.attrs(node, await self.fs.entry(node))  # atime/ctime only: nothing stored
         entry = await self._changes().setattr(node, attr, fields, fh, ctx)
         return self.attrs(node, entry)
 
@@ -220,17 +241,17 @@ class Operations(pyfuse3.Operations):
     async def link(
         self, inode: int, new_parent_inode: int, new_name: bytes, ctx: Any = None
     ) -> pyfuse3.EntryAttributes:
-        raise FsError("B2 has no hard links", errno=errno.EPERM)
+        check_length(self._name(new_name))  # the errors POSIX checks first come first
+        self._changes()
+        if not self.warned_link:  # an expected refusal (git falls back to rename): said once
+            self.warned_link = True
+            log.warning("link: B2 has no hard links; link() is EPERM on this mount (said once)")
+        raise NotPermitted("B2 has no hard links", plain_names=False, quiet=True)
 
     @fuse_errors
     async def mknod(
         self, parent_inode: int, name: bytes, mode: int, rdev: int, ctx: Any = None
     ) -> pyfuse3.EntryAttributes:
-        if not stat.S_ISREG(mode):
-            raise FsError("B2 stores only files, directories and symbolic links", errno=errno.EPERM)
         parent = self.fs.inodes.get(parent_inode)
-        fh, node, entry = await self._changes().create(
-            parent, self._name(name), mode, os.O_WRONLY | os.O_EXCL, ctx
-        )
-        await self._changes().release(fh)
+        node, entry = await self._changes().mknod(parent, self._name(name), mode, rdev, ctx)
         return self._entry_reply(node, entry)

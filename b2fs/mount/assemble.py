@@ -18,9 +18,11 @@ from typing import Any
 import trio
 
 from b2fs.cache.blocks import BlockCache
+from b2fs.fs.attrs import AttrMaker
 from b2fs.fs.operations import Operations
 from b2fs.mount.options import MountOptions
 from b2fs.mount.source import Source
+from b2fs.posix.entries import Defaults
 from b2fs.reader import Reader
 from b2fs.vfs.changes import Changes
 from b2fs.vfs.filesystem import FileSystem
@@ -96,8 +98,11 @@ async def assemble(client: Any, bucket: Any, source: Source, cache_dir: str, opt
         hidden=frozenset({source.prefix + VAULT_NAME}),
     )
     namespace = Namespace(listings, names, source.prefix)
-    fs = FileSystem(namespace, reader, opts)
-    mount = Mount(Operations(fs), fs, reader, cache, listings)
+    defaults = Defaults(opts.uid, opts.gid, opts.umask, opts.keep_attrs)
+    fs = FileSystem(namespace, reader, defaults)
+    attrs = AttrMaker(defaults, entry_timeout=opts.entry_timeout, attr_timeout=opts.attr_timeout,
+                      negative_timeout=opts.negative_timeout)  # fmt: skip
+    mount = Mount(Operations(fs, attrs), fs, reader, cache, listings)
     if not opts.read_only:
         account = client.account
         journal = Journal(os.path.join(cache_dir, "journal.sqlite"), seal=content)
@@ -135,7 +140,6 @@ async def assemble(client: Any, bucket: Any, source: Source, cache_dir: str, opt
                 can_delete="deleteFiles" in account.capabilities,
                 part_size=max(account.recommended_part_size, 100 << 20),
             ),
-            opts,
         )
         await changes.replay()
         mount.operations.changes = changes

@@ -5,27 +5,38 @@ answers the kernel's questions (lookup, attributes, directory contents, file
 contents) from the listings, the reader and the local overlay.  The pyfuse3
 layer (``b2fs.fs.operations``) only converts arguments and results.  Writes
 and namespace changes live in ``b2fs.vfs.changes`` on top of this class.
+
+A directory's attributes (mode, owner, times) live in its marker's file info,
+which its own listing carries (or a pending marker of this mount's): a lookup
+or ``getattr`` of a directory fetches its listing when it is not cached (the
+next step of a path walk needs it anyway), while ``readdir`` shows what is
+known and, for the rest, the mount's defaults with no attribute caching, so
+the kernel asks again (``getattr``) before it checks permissions.  Adding or
+removing an entry moves a directory's mtime and ctime in memory (not in B2).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from b2fs.mount.options import MountOptions
+from b2fs.posix.entries import Defaults, Entry, Kind
+from b2fs.posix.errors import BadHandle, InvalidArgument, IsADirectory, NotADirectory, NotFound
+from b2fs.posix.paths import check_length, join, split
 from b2fs.reader import ObjectRef, Reader, ReadStream
-from b2fs.vfs.entries import Entry
-from b2fs.vfs.errors import BadHandle, InvalidArgument, IsADirectory, NotADirectory, NotFound
-from b2fs.vfs.inodes import InodeTable, Kind, Node
+from b2fs.vfs.inodes import InodeTable, Node
 from b2fs.vfs.namespace import Namespace
-from b2fs.vfs.paths import join
 
 log = logging.getLogger(__name__)
+
+DIR_TIMES_KEPT = 65536  # directories whose in-memory mtime/ctime moves are remembered
 
 
 @dataclass
@@ -42,18 +53,22 @@ class FileHandle:
     local: Any = None  # a pending local version (b2fs.writeback)
     writable: bool = False
     entry: Entry | None = None  # as it was opened (for fstat once its name is gone)
+    uid: int = 0  # who opened it (a write by non-root clears set-user-ID and set-group-ID)
 
 
 class FileSystem:
-    def __init__(self, namespace: Namespace, reader: Reader, opts: MountOptions) -> None:
+    def __init__(self, namespace: Namespace, reader: Reader, defaults: Defaults) -> None:
         self.ns = namespace
         self.reader = reader
-        self.opts = opts
+        self.defaults = defaults
         self.inodes = InodeTable()
         self.mounted_at_ns = time.time_ns()
         self._fh = itertools.count(1)
         self.files: dict[int, FileHandle] = {}
         self.dirs: dict[int, DirHandle] = {}
+        # Directories whose entries (mtime and ctime) or own name (ctime) changed here:
+        # path -> (mtime or None, ctime), newer than what their markers say.
+        self.dir_times: OrderedDict[str, tuple[int | None, int]] = OrderedDict()
 
     # -- lookups -------------------------------------------------------------------------
 
@@ -65,10 +80,13 @@ class FileSystem:
         if name == "..":
             up = self.inodes.by_path(parent.path.rpartition("/")[0]) or self.inodes.root
             return up, await self.entry(up)
+        check_length(name)
         path = join(parent.path, name)
         entry = await self.ns.lookup(path)
         if entry is None:
             return None
+        if entry.kind is Kind.DIR:
+            entry = await self.dir_entry(path, entry, fetch=True)
         node = self.inodes.node(path, entry.kind)
         return node, entry
 
@@ -79,6 +97,8 @@ class FileSystem:
             entry = self._held(node)
             if entry is None:
                 raise NotFound(f"{node.path!r} is gone")
+        elif entry.kind is Kind.DIR:
+            entry = await self.dir_entry(node.path, entry, fetch=True)
         return entry
 
     def _held(self, node: Node) -> Entry | None:
@@ -91,6 +111,48 @@ class FileSystem:
                     return handle.entry
         return None
 
+    # -- directory attributes ------------------------------------------------------------
+
+    async def dir_entry(self, path: str, entry: Entry, fetch: bool) -> Entry:
+        """A directory's entry with its attributes: from its pending marker, else its
+        listing's marker (the listing fetched when ``fetch`` and not cached), else the
+        mount's defaults; ``known`` False when they could not be known without a fetch."""
+        marker = self.ns.overlay.entry(path)
+        if marker is not None and marker.kind is Kind.DIR and marker.stored:
+            attrs: Any = marker  # a pending marker of this mount (its attributes)
+        else:
+            listing = await self.ns.listing(path) if fetch else self.ns.cached_listing(path)
+            if listing is None:
+                return self._dir_shown(path, entry, None, known=False)
+            attrs = listing.marker
+        return self._dir_shown(path, entry, attrs, known=True)
+
+    def _dir_shown(self, path: str, entry: Entry, attrs: Any, known: bool) -> Entry:
+        d = self.defaults
+        mtime = attrs.mtime_ns if attrs is not None else self.mounted_at_ns
+        atime = attrs.atime_ns if attrs is not None else None
+        ctime = attrs.ctime_ns if attrs is not None else None
+        moved = self.dir_times.get(path)
+        if moved is not None:
+            mtime = mtime if moved[0] is None else moved[0]
+            ctime = moved[1]
+        return dataclasses.replace(
+            entry, kind=Kind.DIR, mtime_ns=mtime, atime_ns=atime, ctime_ns=ctime,
+            mode=attrs.mode if attrs is not None and attrs.mode is not None else d.dir_mode,
+            uid=attrs.uid if attrs is not None and attrs.uid is not None else d.uid,
+            gid=attrs.gid if attrs is not None and attrs.gid is not None else d.gid,
+            size=0, local=None, remote=None, known=known,
+        )  # fmt: skip
+
+    def dir_changed(self, path: str, entries: bool = True) -> None:
+        """An entry was added to or removed from ``path``: its mtime and ctime move (with
+        ``entries`` False: the directory itself was renamed, its ctime moves)."""
+        now = time.time_ns()
+        old = self.dir_times.pop(path, None)
+        self.dir_times[path] = (now if entries else old[0] if old else None, now)
+        if len(self.dir_times) > DIR_TIMES_KEPT:
+            self.dir_times.popitem(last=False)
+
     # -- directories ---------------------------------------------------------------------
 
     def opendir(self, node: Node) -> int:
@@ -101,11 +163,12 @@ class FileSystem:
         node.opens += 1
         return fh
 
-    async def dir_entries(self, fh: int, start: int) -> Iterator[tuple[int, Node, Entry]]:
-        """Entries from offset ``start`` on, as (next offset, node, entry), made one at a
-        time as the caller takes them: a readdir call fills one buffer of the kernel's, so
-        a directory of 100,000 names is read in ~1,000 calls that must not each walk (or
-        make nodes for) everything after their offset.
+    async def dir_entries(self, fh: int, start: int) -> Iterator[tuple[int, Node, Entry, bool]]:
+        """Entries from offset ``start`` on, as (next offset, node, entry, counted), made one
+        at a time as the caller takes them: a readdir call fills one buffer of the kernel's,
+        so a directory of 100,000 names is read in ~1,000 calls that must not each walk (or
+        make nodes for) everything after their offset.  '.' and '..' come first, on nodes
+        outside the table (``counted`` False: the kernel keeps no reference to them).
 
         Offsets index a snapshot taken when the handle is first read (or rewound to 0),
         so they stay stable while the directory changes underneath.
@@ -113,15 +176,40 @@ class FileSystem:
         handle = self.dirs.get(fh)
         if handle is None:
             raise BadHandle(f"directory handle {fh} is not open")
+        path = handle.node.path
         if handle.entries is None or start == 0:
-            handle.entries = await self.ns.children(handle.node.path)
-        return self._entries_from(handle.node.path, handle.entries, start)
+            here = await self.dir_entry(path, _dir(path, ""), fetch=False)
+            parent = split(path)[0]
+            up = await self.dir_entry(parent, _dir(parent, ""), fetch=False)
+            dots = [
+                (".", dataclasses.replace(here, name=".")),
+                ("..", dataclasses.replace(up, name="..")),
+            ]
+            handle.entries = dots + await self.ns.children(path)
+        return self._entries_from(path, handle.entries, start)
 
     def _entries_from(self, path: str, entries: list[tuple[str, Entry]],
-                      start: int) -> Iterator[tuple[int, Node, Entry]]:  # fmt: skip
+                      start: int) -> Iterator[tuple[int, Node, Entry, bool]]:  # fmt: skip
         for i in range(start, len(entries)):
             name, entry = entries[i]
-            yield i + 1, self.inodes.node(join(path, name), entry.kind), entry
+            if i < 2:  # '.' and '..'
+                at = path if i == 0 else split(path)[0]
+                yield i + 1, Node(self.inodes.peek_ino(at), at, Kind.DIR), entry, False
+                continue
+            child = join(path, name)
+            if entry.kind is Kind.DIR:
+                entry = self._dir_known(child, entry)
+            yield i + 1, self.inodes.node(child, entry.kind), entry, True
+
+    def _dir_known(self, path: str, entry: Entry) -> Entry:
+        """A subdirectory's entry as far as it is known without a fetch (see dir_entry)."""
+        marker = self.ns.overlay.entry(path)
+        if marker is not None and marker.kind is Kind.DIR and marker.stored:
+            return self._dir_shown(path, entry, marker, known=True)
+        listing = self.ns.cached_listing(path)
+        if listing is None:
+            return self._dir_shown(path, entry, None, known=False)
+        return self._dir_shown(path, entry, listing.marker, known=True)
 
     def releasedir(self, fh: int) -> None:
         handle = self.dirs.pop(fh, None)
@@ -155,8 +243,17 @@ class FileSystem:
     def _object(self, path: str, entry: Entry) -> ObjectRef:
         assert entry.remote is not None
         r = entry.remote
-        shown = entry.stored if self.ns.names.encrypted else path  # no plaintext names in logs
-        return ObjectRef(r.file_id, entry.size, r.stored_size, r.file_info, name=shown)
+        return ObjectRef(r.file_id, entry.size, r.stored_size, r.file_info, name=self.shown(path))
+
+    def shown(self, path: str) -> str:
+        """How log lines name a path: itself, or its B2 name in an encrypted mount (logs must
+        not hold plaintext names)."""
+        if not self.ns.names.encrypted:
+            return path or "/"
+        try:
+            return self.ns.encode(path)[0] if path else self.ns.root_stored or "/"
+        except Exception:  # noqa: BLE001 - a name the codec refuses: say nothing of it
+            return "(a name that cannot be encoded)"
 
     def handle(self, fh: int) -> FileHandle:
         handle = self.files.get(fh)
@@ -200,3 +297,7 @@ class FileSystem:
         else:
             data = await self.reader.read(ReadStream(self._object(node.path, entry)), 0, entry.size)
         return os.fsdecode(bytes(data))
+
+
+def _dir(path: str, stored: str) -> Entry:
+    return Entry(split(path)[1], Kind.DIR, stored)

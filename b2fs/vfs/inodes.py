@@ -10,20 +10,13 @@ node is kept small.  Renames re-point nodes, so an open file keeps its number.
 
 from __future__ import annotations
 
-import enum
 import hashlib
-import stat
 from dataclasses import dataclass
 
-from b2fs.vfs.errors import Stale
+from b2fs.posix.entries import Kind
+from b2fs.posix.errors import Stale
 
 ROOT_INODE = 1
-
-
-class Kind(enum.Enum):
-    FILE = stat.S_IFREG
-    DIR = stat.S_IFDIR
-    SYMLINK = stat.S_IFLNK
 
 
 @dataclass(eq=False, slots=True)
@@ -71,6 +64,11 @@ class InodeTable:
         self._by_ino[ino] = node
         self._by_path[path] = node
         return node
+
+    def peek_ino(self, path: str) -> int:
+        """The number ``path`` has, or would get, without making a node (for '..' entries)."""
+        node = self._by_path.get(path)
+        return node.ino if node is not None else _hash_ino(path) or ROOT_INODE
 
     def forget(self, ino: int, count: int) -> None:
         node = self._by_ino.get(ino)

@@ -23,9 +23,9 @@ from typing import Any
 
 import trio
 
-from b2fs.vfs.entries import Entry, Remote, attrs_from_info, kind_of, mtime_ns_of
-from b2fs.vfs.inodes import Kind
-from b2fs.vfs.paths import DIR_MARKER, showable_segment
+from b2fs.posix.entries import Entry, Kind, Remote
+from b2fs.posix.fileinfo import Attrs, read_info
+from b2fs.posix.paths import DIR_MARKER, showable_segment
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,7 @@ class Listing:
     entries: dict[str, Entry]
     fetched_at: float
     has_marker: bool = False
+    marker: Attrs | None = None  # the directory's own attributes, from its marker's file info
     _names: list[str] | None = field(default=None, repr=False)
 
     @property
@@ -126,6 +127,7 @@ class Listings:
         fetched_at = time.monotonic()
         entries: dict[str, Entry] = {}
         has_marker = False
+        marker = None
         start: str | None = None
         while True:
             files, start = await self.client.list_file_names_page(
@@ -141,6 +143,7 @@ class Listings:
                     entry = await self._folder_entry(prefix, rel[:-1], f)
                 elif rel == DIR_MARKER:
                     has_marker = True
+                    marker = read_info(dict(f.file_info or {}), f.upload_timestamp)
                     continue
                 elif f.file_name in self.hidden:
                     continue
@@ -158,7 +161,7 @@ class Listings:
                 entries[entry.name] = entry
             if not start:
                 break
-        return Listing(entries, fetched_at, has_marker)
+        return Listing(entries, fetched_at, has_marker, marker)
 
     def _decode(
         self, parent: str, segment: str, stored: str, long_info: dict[str, str] | None
@@ -179,7 +182,7 @@ class Listings:
     async def _folder_entry(self, prefix: str, segment: str, f: Any) -> Entry | None:
         stored = f.file_name
         long_info = None
-        if self.names.encrypted and self.names.is_long_stub(segment):
+        if self.names.is_long_stub(segment):
             long_info = await self._dir_long_info(stored)
         name = self._decode(prefix, segment, stored, long_info)
         if name is None:
@@ -198,19 +201,10 @@ class Listings:
                 f.file_name, f"its size fits no object this mount wrote ({type(e).__name__})"
             )
             return None
-        mode, uid, gid = attrs_from_info(info)
-
-        return Entry(
-            name,
-            kind_of(info),
-            f.file_name,
-            size=size,
-            mtime_ns=mtime_ns_of(info, f.upload_timestamp),
-            mode=mode,
-            uid=uid,
-            gid=gid,
-            remote=Remote(f.file_id, f.size, info),
-        )
+        a = read_info(info, f.upload_timestamp)
+        return Entry(name, a.kind, f.file_name, size=size, mtime_ns=a.mtime_ns, mode=a.mode,
+                     uid=a.uid, gid=a.gid, remote=Remote(f.file_id, f.size, info, f.content_type),
+                     atime_ns=a.atime_ns, ctime_ns=a.ctime_ns, rdev=a.rdev)  # fmt: skip
 
     async def _dir_long_info(self, stored_dir: str) -> dict[str, str] | None:
         """A long encrypted directory name is kept in its marker's file info."""

@@ -13,10 +13,9 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any, Protocol
 
-from b2fs.vfs.entries import Entry
-from b2fs.vfs.inodes import Kind
+from b2fs.posix.entries import Entry, Kind
+from b2fs.posix.paths import split
 from b2fs.vfs.listing import Listing, Listings
-from b2fs.vfs.paths import split
 
 
 def relative(root_stored: str, stored_prefix: str) -> str:

@@ -60,18 +60,23 @@ class RemoteNames:
             await self._hide(name)
 
     async def copy(self, file_id: str, new_stored: str, file_info: dict[str, str] | None,
-                   size: int = 0) -> Any:  # fmt: skip
-        """Copy a version to a new name; ``file_info`` replaces the metadata when given.
+                   size: int = 0, content_type: str | None = None) -> Any:  # fmt: skip
+        """Copy a version to a new name; ``file_info`` replaces the metadata when given (with
+        ``content_type``, the source's when known: else the client asks B2 for it).
 
         Up to 5 GB this is one ``b2_copy_file``; above, a large file made of ``b2_copy_part``
         pieces (server-side, nothing travels), keeping the source's metadata unless replaced.
         """
         if size <= COPY_FILE_MAX:
-            return await self.client.copy_file(file_id, new_stored, file_info=file_info)
+            if file_info is None:
+                content_type = None  # B2's COPY keeps it
+            return await self.client.copy_file(
+                file_id, new_stored, file_info=file_info, content_type=content_type
+            )
         if file_info is None:
             file_info = dict((await self.client.get_file_info(file_id)).file_info)
         started = await self.client.start_large_file(
-            self.bucket_id, new_stored, file_info=file_info
+            self.bucket_id, new_stored, file_info=file_info, content_type=content_type
         )
         try:
             sha1s = {}

@@ -22,9 +22,10 @@ from typing import Any
 
 import trio
 
+from b2fs.posix.entries import Entry, Kind
+from b2fs.posix.fileinfo import Attrs
+from b2fs.posix.paths import DIR_MARKER
 from b2fs.reader import ObjectRef, Reader
-from b2fs.vfs.entries import Entry
-from b2fs.vfs.inodes import Kind
 from b2fs.writeback.journal import PendingRecord
 
 
@@ -72,7 +73,17 @@ class DirtyFile:
 
     @property
     def kind(self) -> Kind:
-        return Kind.SYMLINK if self.record.kind == "symlink" else Kind.FILE
+        """FILE, SYMLINK, a special file, or DIR: a directory's marker (its attributes)."""
+        return Kind[self.record.kind.upper()]
+
+    def attrs(self) -> Attrs:
+        r = self.record
+        return Attrs(self.kind, r.mode, r.uid, r.gid, r.mtime_ns, r.atime_ns, r.ctime_ns, r.rdev)
+
+    def set_attrs(self, a: Attrs) -> None:
+        r = self.record
+        r.mode, r.uid, r.gid, r.rdev = a.mode, a.uid, a.gid, a.rdev
+        r.mtime_ns, r.atime_ns, r.ctime_ns = a.mtime_ns, a.atime_ns, a.ctime_ns
 
     def base(self) -> ObjectRef | None:
         r = self.record
@@ -190,5 +201,10 @@ class DirtyFile:
 
     def as_entry(self, name: str) -> Entry:
         r = self.record
-        return Entry(name, self.kind, r.stored, size=r.size, mtime_ns=r.mtime_ns, mode=r.mode, uid=r.uid,
-                     gid=r.gid, local=self)  # fmt: skip
+        kind = self.kind
+        if kind is Kind.DIR:  # a marker: the directory's stored prefix, its attributes
+            return Entry(name, kind, r.stored[: -len(DIR_MARKER)], mtime_ns=r.mtime_ns, mode=r.mode,
+                         uid=r.uid, gid=r.gid, atime_ns=r.atime_ns, ctime_ns=r.ctime_ns)  # fmt: skip
+        return Entry(name, kind, r.stored, size=r.size, mtime_ns=r.mtime_ns, mode=r.mode, uid=r.uid,
+                     gid=r.gid, local=self, atime_ns=r.atime_ns, ctime_ns=r.ctime_ns,
+                     rdev=r.rdev)  # fmt: skip

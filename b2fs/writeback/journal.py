@@ -60,10 +60,13 @@ class PendingRecord:
     staging: str  # staging file name, in the staging directory
     size: int
     mtime_ns: int
-    kind: str = "file"  # or "symlink"
+    kind: str = "file"  # or "symlink", "fifo", "chr", "blk", "sock", or "dir" (a marker)
     mode: int | None = None
     uid: int | None = None
     gid: int | None = None
+    atime_ns: int | None = None  # None: as mtime
+    ctime_ns: int | None = None  # None: as mtime
+    rdev: int = 0
     long_info: dict[str, str] | None = None
     base_file_id: str | None = None  # remote version whose unfilled blocks are still valid
     base_stored_size: int = 0
@@ -183,6 +186,10 @@ class Journal:
     def add_op(self, kind: str, args: dict[str, Any]) -> int:
         cur = self._exec("INSERT INTO ops (kind, args) VALUES (?, ?)", (kind, self._dump(args)))
         return int(cur.lastrowid or 0)
+
+    def update_op(self, op_id: int, args: dict[str, Any]) -> None:
+        """Record how far a multi-step operation got (its next step after a crash)."""
+        self._exec("UPDATE ops SET args=? WHERE id=?", (self._dump(args), op_id))
 
     def done_op(self, op_id: int) -> None:
         self._exec("DELETE FROM ops WHERE id=?", (op_id,))

@@ -26,11 +26,11 @@ from typing import Any
 import trio
 
 from b2fs.codec.errors import CodecError
+from b2fs.posix.entries import Entry, Kind, Remote
+from b2fs.posix.errors import FsError
+from b2fs.posix.fileinfo import Attrs, read_info
+from b2fs.posix.paths import split
 from b2fs.reader import Reader
-from b2fs.vfs.entries import Entry, Remote, attrs_from_info, mtime_ns_of
-from b2fs.vfs.errors import FsError
-from b2fs.vfs.inodes import Kind
-from b2fs.vfs.paths import split
 from b2fs.writeback.dirty import DirtyFile
 from b2fs.writeback.journal import Journal, PendingRecord
 from b2fs.writeback.upload import Uploader
@@ -87,6 +87,14 @@ class WriteBack:
                 out.setdefault(name, Entry(name, Kind.DIR, ""))
         return out
 
+    def pending_in(self, dir_path: str) -> list[DirtyFile]:
+        """The directory's own pending marker and its pending entries (what fsyncdir waits for)."""
+        out = list(self._by_parent.get(dir_path, {}).values())
+        own = self.files.get(dir_path)
+        if own is not None and own.kind is Kind.DIR:
+            out.append(own)
+        return out
+
     def _entry(self, d: DirtyFile) -> Entry:
         return d.as_entry(split(d.path)[1])
 
@@ -100,6 +108,8 @@ class WriteBack:
 
     def _add(self, d: DirtyFile) -> None:
         self.files[d.path] = d
+        if not d.path:  # the mount root's marker: no parent to show it in
+            return
         parent, name = split(d.path)
         self._by_parent.setdefault(parent, {})[name] = d
         while parent:
@@ -110,6 +120,8 @@ class WriteBack:
         if self.files.get(d.path) is not d:
             return
         del self.files[d.path]
+        if not d.path:
+            return
         parent, name = split(d.path)
         siblings = self._by_parent.get(parent)
         if siblings is not None:
@@ -124,14 +136,16 @@ class WriteBack:
 
     # -- creating and changing dirty files -----------------------------------------------
 
-    def new(self, path: str, stored: str, long_info: dict[str, str] | None, *, kind: str = "file",
-            base: Entry | None = None, mtime_ns: int, mode: int | None, uid: int | None,
-            gid: int | None) -> DirtyFile:  # fmt: skip
-        """A new pending version at ``path``: empty, or starting as ``base`` (a remote entry)."""
+    def new(self, path: str, stored: str, long_info: dict[str, str] | None, attrs: Attrs,
+            base: Entry | None = None) -> DirtyFile:  # fmt: skip
+        """A new pending version at ``path``: empty, or starting as ``base`` (a remote entry).
+        A directory's marker (``attrs.kind`` DIR) is kept at the directory's own path."""
         serial = next(self._serials)
         name = f"{os.getpid()}-{trio.current_time():.6f}-{serial}".replace(".", "_")
-        record = PendingRecord(path=path, stored=stored, staging=name, size=0, mtime_ns=mtime_ns, kind=kind,
-                               mode=mode, uid=uid, gid=gid, long_info=long_info)  # fmt: skip
+        record = PendingRecord(path=path, stored=stored, staging=name, size=0, mtime_ns=attrs.mtime_ns,
+                               kind=attrs.kind.name.lower(), mode=attrs.mode, uid=attrs.uid, gid=attrs.gid,
+                               atime_ns=attrs.atime_ns, ctime_ns=attrs.ctime_ns, rdev=attrs.rdev,
+                               long_info=long_info)  # fmt: skip
         if base is not None and base.remote is not None:
             record.size = base.size
             record.base_file_id = base.remote.file_id
@@ -203,14 +217,21 @@ class WriteBack:
 
     def move(self, d: DirtyFile, path: str, stored: str, long_info: dict[str, str] | None) -> None:
         """Re-point a pending version to a new name (a rename before upload costs no call)."""
-        self._remove(d)
-        d.record.path = path
-        d.record.stored = stored
-        d.record.long_info = long_info
-        d.touch()
-        self._add(d)
-        if d.row_id is not None:
-            self.journal_now(d)
+        self.move_many([(d, path, stored, long_info)])
+
+    def move_many(self, moves: list[tuple[DirtyFile, str, str, dict[str, str] | None]]) -> None:
+        """Re-point several pending versions at once (they may swap names: an exchange)."""
+        for d, *_ in moves:
+            self._remove(d)
+        for d, path, stored, long_info in moves:
+            d.record.path = path
+            d.record.stored = stored
+            d.record.long_info = long_info
+            d.touch()
+            self._add(d)
+        for d, *_ in moves:
+            if d.row_id is not None:
+                self.journal_now(d)
 
     async def discard(self, d: DirtyFile) -> None:
         """Forget a pending version (unlinked, or replaced by a rename)."""
@@ -469,10 +490,11 @@ class WriteBack:
         }
 
 
-def remote_entry(name: str, version: Any, plain_size: int, kind: Kind) -> Entry:
-    """The listing entry for a version the mount just uploaded."""
+def remote_entry(name: str, version: Any, plain_size: int) -> Entry:
+    """The listing entry for a version the mount just uploaded or copied."""
     info = dict(version.file_info or {})
-    mode, uid, gid = attrs_from_info(info)
+    a = read_info(info, version.upload_timestamp)
     kept = {k: v for k, v in info.items() if k.startswith("b2fs-")}
-    return Entry(name, kind, version.file_name, size=plain_size, mtime_ns=mtime_ns_of(info, version.upload_timestamp),
-                 mode=mode, uid=uid, gid=gid, remote=Remote(version.file_id, version.size, kept))  # fmt: skip
+    return Entry(name, a.kind, version.file_name, size=plain_size, mtime_ns=a.mtime_ns, mode=a.mode,
+                 uid=a.uid, gid=a.gid, remote=Remote(version.file_id, version.size, kept, version.content_type),
+                 atime_ns=a.atime_ns, ctime_ns=a.ctime_ns, rdev=a.rdev)  # fmt: skip

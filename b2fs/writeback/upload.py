@@ -23,7 +23,8 @@ from typing import Any
 
 import trio
 
-from b2fs.vfs.entries import GID_KEY, MODE_KEY, TYPE_KEY, UID_KEY
+from b2fs.posix.entries import Kind
+from b2fs.posix.fileinfo import write_info
 from b2fs.writeback.dirty import DirtyFile
 
 log = logging.getLogger(__name__)
@@ -162,16 +163,7 @@ class Uploader:
         info = {
             k: v for k, v in r.base_info.items() if not k.startswith("b2fs-") and k not in REPLACED
         }
-        info["src_last_modified_millis"] = str(r.mtime_ns // 1_000_000)
-        if r.kind == "symlink":
-            info[TYPE_KEY] = "symlink"
-        if self.keep_attrs:
-            if r.mode is not None:
-                info[MODE_KEY] = format(r.mode & 0o7777, "o")
-            if r.uid is not None:
-                info[UID_KEY] = str(r.uid)
-            if r.gid is not None:
-                info[GID_KEY] = str(r.gid)
+        info.update(write_info(d.attrs(), keep_owner=self.keep_attrs))
         if r.long_info:
             info.update(r.long_info)
         if extra:
@@ -184,6 +176,10 @@ class Uploader:
         ``save(record)`` persists the journal record (called as a large upload progresses).
         """
         r = d.record
+        if d.kind is Kind.DIR:  # a directory marker: empty and never encrypted (as B2's web UI)
+            return await self.client.upload(
+                self.bucket_id, r.stored, b"", file_info=self.file_info(d)
+            )
         if self._metadata_only(d) and r.base_stored_size <= COPY_FILE_MAX:
             # Same bytes, new attributes: a server-side copy with the new file info.
             kept = {k: v for k, v in r.base_info.items() if k in KEEP_ON_COPY}
@@ -212,6 +208,7 @@ class Uploader:
         r = d.record
         return (
             r.base_file_id is not None
+            and r.size > 0  # an empty file is uploaded again: free (class A), a copy is not
             and not d.filled
             and r.base_limit == r.size == r.base_plain_size
             and r.large is None

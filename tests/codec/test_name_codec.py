@@ -163,14 +163,29 @@ def test_plain_names_follow_b2s_rules() -> None:
         assert codec.encode(parent, name).segment == name
         assert codec.decode(parent, name) == name
     with pytest.raises(NameTooLong):
-        codec.encode("", "x" * 251)
+        codec.encode("", "x" * 256)
     for name in ["tab\there", "nl\n", "del\x7f"]:
         with pytest.raises(InvalidName):
             codec.encode("", name)
     for parent, name in [("", MARKER), ("sub", MARKER), ("", VAULT_NAME)]:
         with pytest.raises(InvalidName):
             codec.encode(parent, name)
-    assert not codec.is_long_stub("~" + "A" * 43)
+    # A name that only looks like a stub (another tool's) is itself, without matching info.
+    assert codec.decode("", "~" + "A" * 43, {"b2fs-n": "x" * 251}) == "~" + "A" * 43
+
+
+def test_plain_long_names_are_stubs_with_the_name_in_file_info() -> None:
+    """251-255 bytes: a stub (B2's older 250-byte segment limit), the name in long info."""
+    codec = PlainNameCodec()
+    for n in (251, 255):
+        name = "é" * (n // 2) + "x" * (n % 2)
+        segment, info = codec.encode("any/parent", name)
+        assert codec.is_long_stub(segment) and len(segment.encode()) <= 250
+        assert info == {"b2fs-n": name}
+        assert codec.encode("other", name).segment == segment  # plain stubs ignore the parent
+        assert codec.decode("any/parent", segment, info) == name
+        assert codec.decode("", segment) == segment  # no info: shown as stored
+    assert codec.encode("", "x" * 251).segment != codec.encode("", "y" * 251).segment
 
 
 def test_reserved_names() -> None:

@@ -185,6 +185,15 @@ class MountProcess:
         return read_status(str(self.path))
 
 
+def until(check: Callable[[], bool], timeout: float = 15.0, what: str = "") -> None:
+    """Wait for ``check()`` (e.g. an upload the write-back makes in the background)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s: {what or check}")
+        time.sleep(0.05)
+
+
 @pytest.fixture
 def new_bucket_name() -> Callable[[], str]:
     return lambda: f"t-{uuid.uuid4().hex[:20]}"

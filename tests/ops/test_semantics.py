@@ -11,6 +11,7 @@ import ctypes
 import errno
 import mmap
 import os
+import shutil
 import subprocess
 import time
 
@@ -50,7 +51,8 @@ def test_what_you_do_not_get(mount_factory):
     x.write_bytes(b"x")
     y.write_bytes(b"y")
     assert errno_of(lambda: renameat2(x, y, RENAME_NOREPLACE)) == errno.EEXIST
-    assert errno_of(lambda: renameat2(x, y, RENAME_EXCHANGE)) == errno.EINVAL
+    (m.path / "d").mkdir()
+    assert errno_of(lambda: renameat2(x, m.path / "d", RENAME_EXCHANGE)) == errno.EINVAL
     assert (x.read_bytes(), y.read_bytes()) == (b"x", b"y")
     assert errno_of(lambda: os.open(m.path, os.O_TMPFILE | os.O_RDWR, 0o600)) == errno.EOPNOTSUPP
     assert errno_of(lambda: os.setxattr(x, "user.note", b"1")) == errno.ENOTSUP
@@ -73,19 +75,25 @@ def test_directories_and_attributes(mount_factory):
     m = mount_factory(attr_timeout=0, entry_timeout=0)  # every stat asks the mount
     d = m.path / "d"
     d.mkdir()
-    os.chmod(d, 0o700)  # succeeds, stores nothing
-    os.chown(d, 4321, 4321)
+    os.chmod(d, 0o1750)  # kept in the directory's marker
+    os.chown(d, 4321, 4322)
+    os.utime(d, ns=(-86_400_000_000_001, 4_102_444_800_000_000_007))  # 1969, 2100
     st = os.stat(d)
-    assert (st.st_mode & 0o777, st.st_uid, st.st_nlink) == (0o755, os.getuid(), 1)
-    assert st.st_mtime_ns == os.stat(m.path).st_mtime_ns  # the time the mount started
+    assert (st.st_mode & 0o7777, st.st_uid, st.st_gid, st.st_nlink) == (0o1750, 4321, 4322, 1)
     f = d / "f"
     f.write_bytes(b"12345")
-    os.utime(f, ns=(1_700_000_000_123_456_789,) * 2)
-    assert os.stat(f).st_mtime_ns == 1_700_000_000_123_456_789  # pending: as given
+    os.utime(f, ns=(1_600_000_000_000_000_001, 1_700_000_000_123_456_789))
     synced(f)
+    synced(d)
+    m.unmount()
+    shutil.rmtree(m.cache_dir)
+    m.start()  # from B2 alone
+    st = os.stat(d)
+    assert (st.st_mode & 0o7777, st.st_uid, st.st_gid) == (0o1750, 4321, 4322)
+    assert (st.st_atime_ns, st.st_mtime_ns) == (-86_400_000_000_001, 4_102_444_800_000_000_007)
     st = os.stat(f)
-    assert st.st_mtime_ns == 1_700_000_000_123_000_000  # in B2: milliseconds
-    assert st.st_atime_ns == st.st_ctime_ns == st.st_mtime_ns and st.st_blocks == 1
+    assert (st.st_atime_ns, st.st_mtime_ns) == (1_600_000_000_000_000_001, 1_700_000_000_123_456_789)
+    assert st.st_ctime_ns > st.st_mtime_ns and st.st_blocks == 1  # ctime: when utime ran
     vfs = os.statvfs(m.path)
     assert vfs.f_namemax == 255 and vfs.f_blocks * vfs.f_frsize == 1 << 50
     assert vfs.f_bfree == vfs.f_blocks

@@ -15,17 +15,18 @@ class FsError(Exception):
 
     ``plain_names``: the message may name files by plaintext path, so an encrypted
     mount does not log it (the reader's and the write-back's messages use stored names).
+    ``quiet``: an expected refusal, logged at debug level only.
     """
 
     errno: int = _errno.EIO
 
-    def __init__(
-        self, message: str = "", *, errno: int | None = None, plain_names: bool = True
-    ) -> None:
+    def __init__(self, message: str = "", *, errno: int | None = None, plain_names: bool = True,
+                 quiet: bool = False) -> None:  # fmt: skip
         super().__init__(message)
         if errno is not None:
             self.errno = errno
         self.plain_names = plain_names
+        self.quiet = quiet
 
 
 class NotFound(FsError):

@@ -3,16 +3,16 @@
 B2 names are UTF-8 strings of up to 1,024 bytes with no control characters;
 ``/`` is an ordinary character that tools treat as a separator.  A POSIX view
 also needs every segment to be non-empty, not ``.``/``..`` and at most 255
-bytes; b2fs refuses to create segments over 250 bytes (what B2's older rules
-and b2sdk enforce), so anything it writes can be read back by every tool.
+bytes (``NAME_MAX``).  A name of 251 to 255 bytes is stored by the name codec as a
+stub with the full name in file info (B2's older rules and b2sdk cap a stored
+segment at 250 bytes), so everything b2fs writes can be read back by every tool.
 """
 
 from __future__ import annotations
 
-from b2fs.vfs.errors import InvalidName, NameTooLong
+from b2fs.posix.errors import InvalidName, NameTooLong
 
 NAME_MAX = 255  # POSIX: longest name a program may pass
-SEGMENT_MAX = 250  # longest segment b2fs writes
 KEY_MAX = 1024  # longest B2 file name, in UTF-8 bytes
 DIR_MARKER = ".bzEmpty"  # what the B2 web UI writes for an empty folder
 
@@ -36,15 +36,16 @@ def decode_name(name: bytes) -> str:
         raise InvalidName(f"name {name!r} is not valid UTF-8; B2 stores UTF-8 names") from None
 
 
+def check_length(name: str) -> None:
+    """ENAMETOOLONG for a name over NAME_MAX bytes (checked first, as POSIX programs expect)."""
+    n = len(name.encode("utf-8", "surrogateescape"))
+    if n > NAME_MAX:
+        raise NameTooLong(f"name of {n} bytes is longer than {NAME_MAX}")
+
+
 def check_new_segment(name: str) -> None:
     """Refuse a name b2fs should not create, with the errno POSIX programs expect."""
-    raw = name.encode("utf-8")
-    if len(raw) > NAME_MAX:
-        raise NameTooLong(f"name of {len(raw)} bytes is longer than {NAME_MAX}")
-    if len(raw) > SEGMENT_MAX:
-        raise NameTooLong(
-            f"name of {len(raw)} bytes is longer than B2's {SEGMENT_MAX}-byte segments"
-        )
+    check_length(name)
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
         raise InvalidName(f"name {name!r} has control characters, which B2 refuses")
     if name == DIR_MARKER:

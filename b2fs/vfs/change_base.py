@@ -1,0 +1,179 @@
+"""What every kind of change shares: new names, new entries' owners, listing patches.
+
+``ChangeBase`` holds the parts a change needs (the ``FileSystem``, the namespace,
+the write-back, the remote name helpers) and the steps several changes take:
+checking a new name (length first, then what B2 can store), the attributes a
+new entry gets (its creator's uid, the group of a set-group-ID parent), the
+pending version of a file made from its remote one, patching a cached listing
+after a change instead of dropping it, and keeping a directory that is about
+to lose its last entry (B2 has no directories: it gets a marker).  The change
+modules (``file_changes``, ``dir_changes``, ``renames``, ``exchange``) are
+mixins over it, put together in ``changes.Changes``.
+"""
+
+from __future__ import annotations
+
+import stat
+import time
+from typing import Any
+
+from b2fs.posix.entries import Defaults, Entry, Kind
+from b2fs.posix.errors import NotADirectory, NotPermitted
+from b2fs.posix.fileinfo import Attrs, read_info
+from b2fs.posix.paths import DIR_MARKER, check_key, check_length, check_new_segment, join, split
+from b2fs.vfs.filesystem import FileSystem
+from b2fs.vfs.inodes import Node
+from b2fs.vfs.listing import Listing
+from b2fs.vfs.remote import RemoteNames
+from b2fs.writeback.dirty import DirtyFile
+from b2fs.writeback.manager import WriteBack, remote_entry
+
+
+class ChangeBase:
+    def __init__(self, fs: FileSystem, wb: WriteBack, remote: RemoteNames) -> None:
+        self.fs = fs
+        self.ns = fs.ns
+        self.wb = wb
+        self.remote = remote
+        self.defaults: Defaults = fs.defaults
+        self.journal = wb.journal
+        wb.on_uploaded = self._uploaded
+        wb.remove_name = remote.remove
+
+    # -- names ---------------------------------------------------------------------------
+
+    def _new_name(self, parent: Node, name: str) -> tuple[str, str, dict[str, str] | None]:
+        """(path, stored name, long info) for a name about to be created, or a clear error."""
+        if parent.kind is not Kind.DIR:
+            raise NotADirectory(f"{parent.path!r} is not a directory")
+        check_length(name)
+        if not self.ns.names.encrypted:  # an encrypted name is checked by its codec
+            check_new_segment(name)
+        path = join(parent.path, name)
+        stored, long_info = self.ns.encode(path)
+        check_key(stored)
+        return path, stored, long_info
+
+    def _marker_name(self, path: str) -> tuple[str, dict[str, str] | None]:
+        """(stored marker name, long info) of the directory at ``path``."""
+        stored = self.ns.stored_dir(path) + DIR_MARKER
+        check_key(stored)
+        return stored, (self.ns.encode(path)[1] if path else None)
+
+    def _stored_for(self, d: DirtyFile, path: str) -> tuple[str, dict[str, str] | None]:
+        """Where a pending version goes once it is at ``path`` (a marker: its directory's)."""
+        return self._marker_name(path) if d.kind is Kind.DIR else self.ns.encode(path)
+
+    # -- attributes ----------------------------------------------------------------------
+
+    async def _new_attrs(self, kind: Kind, mode: int, ctx: Any, parent: Node,
+                         rdev: int = 0) -> Attrs:  # fmt: skip
+        """A new entry's attributes: its creator's uid and gid (the parent's group, and for a
+        directory the set-group-ID bit too, when the parent has it), times now."""
+        now = time.time_ns()
+        a = Attrs(kind, None, None, None, now, now, now, rdev)
+        if not self.defaults.keep_attrs:
+            return a
+        a.uid = getattr(ctx, "uid", None)
+        a.gid = getattr(ctx, "gid", None)
+        if kind is not Kind.SYMLINK:
+            a.mode = stat.S_IMODE(mode)
+        up = await self.fs.dir_entry(parent.path, Entry("", Kind.DIR, ""), fetch=True)
+        if up.mode is not None and up.mode & stat.S_ISGID:
+            a.gid = up.gid
+            if kind is Kind.DIR and a.mode is not None:
+                a.mode |= stat.S_ISGID
+        return a
+
+    def _check_fixed_attrs(self, entry: Entry, attr: Any, fields: Any) -> None:
+        shown = self.defaults
+        if fields.update_mode:
+            default = shown.dir_mode if entry.kind is Kind.DIR else shown.file_mode
+            current = entry.mode if entry.mode is not None else default
+            if stat.S_IMODE(attr.st_mode) != current:
+                raise NotPermitted(
+                    "modes are fixed by the mount options (mount with keep_attrs to store them)"
+                )
+        if fields.update_uid and attr.st_uid != (entry.uid if entry.uid is not None else shown.uid):
+            raise NotPermitted(
+                "owners are fixed by the mount options (mount with keep_attrs to store them)"
+            )
+        if fields.update_gid and attr.st_gid != (entry.gid if entry.gid is not None else shown.gid):
+            raise NotPermitted(
+                "groups are fixed by the mount options (mount with keep_attrs to store them)"
+            )
+
+    # -- pending versions ----------------------------------------------------------------
+
+    async def _dirty_for(self, node: Node, entry: Entry, truncate: bool) -> DirtyFile:
+        """The pending version of a file, made from its remote version when there is none."""
+        d = self.wb.get(node.path)
+        if d is not None:
+            return d
+        stored, long_info = self.ns.encode(node.path)
+        a = Attrs(entry.kind, entry.mode, entry.uid, entry.gid, entry.mtime_ns, entry.atime_ns,
+                  entry.ctime_ns, entry.rdev)  # fmt: skip
+        if truncate:
+            a.mtime_ns = a.ctime_ns = time.time_ns()
+        return self.wb.new(node.path, stored, long_info, a, base=None if truncate else entry)
+
+    def _settle(self, d: DirtyFile) -> None:
+        """A change with no open writer: journal it and queue the upload."""
+        if d.writers == 0:
+            self.wb.journal_now(d)
+            self.wb.schedule(d)
+
+    def _pending_marker(self, path: str) -> DirtyFile | None:
+        d = self.wb.get(path)
+        return d if d is not None and d.kind is Kind.DIR else None
+
+    # -- listings ------------------------------------------------------------------------
+
+    def _listing(self, dir_path: str) -> Listing | None:
+        return self.ns.cached_listing(dir_path)
+
+    def _patch(self, dir_path: str, name: str, entry: Entry | None) -> None:
+        listing = self._listing(dir_path)
+        if listing is None:
+            return
+        if entry is None:
+            listing.remove(name)
+        else:
+            entry.name = name
+            listing.put(entry)
+
+    def _has_remote(self, dir_path: str, name: str) -> bool:
+        listing = self._listing(dir_path)
+        return listing is None or name in listing.entries
+
+    def _uploaded(self, d: DirtyFile, version: Any) -> None:
+        """The write-back put a pending version in B2: the listings show it from now on."""
+        parent, name = split(d.path)
+        if d.kind is Kind.DIR:
+            stored_dir = d.record.stored[: -len(DIR_MARKER)]
+            listing = self.ns.listings.cached(stored_dir)
+            if listing is not None:
+                listing.has_marker = True
+                listing.marker = read_info(dict(version.file_info or {}), version.upload_timestamp)
+            if d.path:
+                self._patch(parent, name, Entry(name, Kind.DIR, stored_dir))
+            return
+        self._patch(parent, name, remote_entry(name, version, d.size))
+        node = self.fs.inodes.by_path(d.path)
+        if node is not None:
+            node.page_cache_id = None
+
+    async def _keep_dir(self, dir_path: str) -> None:
+        """Give an unmarked directory a marker when its last entry is about to go."""
+        if not dir_path or self._pending_marker(dir_path) is not None:
+            return
+        listing = await self.ns.listing(dir_path)
+        if listing.has_marker:
+            return
+        if len(listing.entries) + len(self.wb.children(dir_path)) > 1:
+            return
+        # No marker, so nothing stored of its attributes: the marker stores none either.
+        entry = await self.fs.dir_entry(dir_path, Entry("", Kind.DIR, ""), fetch=False)
+        stored, long_info = self._marker_name(dir_path)
+        a = Attrs(Kind.DIR, mtime_ns=entry.mtime_ns, ctime_ns=entry.ctime_ns)
+        self._settle(self.wb.new(dir_path, stored, long_info, a))
