@@ -105,7 +105,9 @@ async def assemble(client: Any, bucket: Any, source: Source, cache_dir: str, opt
     mount = Mount(Operations(fs, attrs), fs, reader, cache, listings)
     if not opts.read_only:
         account = client.account
-        journal = Journal(os.path.join(cache_dir, "journal.sqlite"), seal=content)
+        journal = Journal(
+            os.path.join(cache_dir, "journal.sqlite"), seal=content, sync_close=opts.sync_close
+        )
         staging_dir = os.path.join(cache_dir, "staging")
         os.makedirs(staging_dir, mode=0o700, exist_ok=True)
         uploader = Uploader(
@@ -128,6 +130,7 @@ async def assemble(client: Any, bucket: Any, source: Source, cache_dir: str, opt
             block_size=opts.block_size,
             delay=opts.writeback_delay,
             concurrency=opts.upload_concurrency,
+            sync_close=opts.sync_close,
         )
         namespace.overlay = wb
         changes = Changes(

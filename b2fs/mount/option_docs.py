@@ -66,10 +66,14 @@ MEANINGS: dict[str, str] = {
     "0: the account's `recommendedPartSize`",
     "unmount_wait": "how long unmount (and SIGTERM) waits for pending uploads; what is left stays "
     "in the journal and is uploaded at the next mount",
+    "sync_close": "close also fsyncs the staging file and the journal, so a closed file survives "
+    "a power cut at once (by default it survives the mount process dying at once, and the "
+    "machine within 5 s, as on ext4; fsync always waits until B2 holds it)",
     "hard_delete": "unlink, and the old names of a rename, delete every version instead of "
     "hiding the name (the key needs `deleteFiles`)",
-    "keep_attrs": "store files' mode, uid and gid in B2 file info (`b2fs-mode`, `b2fs-uid`, "
-    "`b2fs-gid`); with `nokeep_attrs`, chmod/chown to other values than shown are EPERM",
+    "keep_attrs": "store the mode, uid and gid of files and directories in B2 file info "
+    "(`b2fs-mode`, `b2fs-uid`, `b2fs-gid`; a directory's in its marker); with `nokeep_attrs`, "
+    "chmod/chown to other values than shown are EPERM",
     "encrypt": "encrypt contents and names client-side with the vault at the mounted prefix "
     "(see docs/encryption.md)",
     "passphrase_file": "a 0600 file holding the vault's passphrase, for `encrypt` (see "

@@ -80,6 +80,7 @@ class MountOptions:
     large_file_threshold: int = 0  # 0: the account's recommended part size
     part_size: int = 0  # 0: the account's recommended part size
     unmount_wait: float = 600.0  # how long unmount waits for pending uploads
+    sync_close: bool = False  # close fsyncs staging and journal (survives a power cut at once)
     hard_delete: bool = False
     keep_attrs: bool = True  # persist mode/uid/gid in file info
     # encryption
@@ -115,7 +116,8 @@ _FLOATS = {
 "dir_cache_time", "attr_timeout", "entry_timeout", "negative_timeout",
            "writeback_delay", "unmount_wait"}  # fmt: skip
 _INTS = {"uid", "gid", "download_concurrency", "upload_concurrency"}
-_BOOLS = {"allow_other", "hard_delete", "keep_attrs", "encrypt", "foreground", "debug"}
+_BOOLS = {"allow_other", "hard_delete", "keep_attrs", "encrypt", "foreground", "debug",
+          "sync_close"}  # fmt: skip
 _STRS = {"cache_dir", "passphrase_file", "credentials", "realm", "local", "log_file"}
 _ALIASES = {"ro": ("read_only", "1"), "allow_root": ("allow_other", "1")}
 

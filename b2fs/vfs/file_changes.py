@@ -160,7 +160,7 @@ class FileChanges(ChangeBase):
             return
         await self.wb.journal_async(d)
         if not d.deleted:
-            self.wb.schedule(d)
+            self.wb.closed(d)
 
     async def fsync(self, fh: int) -> None:
         handle = self.fs.handle(fh)

@@ -50,6 +50,8 @@ class DirtyFile:
         self.outcome = trio.Event()  # set (and replaced) after every upload attempt
         self.failure_count = 0
         self.uploaded_generation = -1
+        self.uploaded_file_id: str | None = None  # the version B2 holds for uploaded_generation
+        self.synced_generation = -1  # the journal row and staging survive a power cut up to here
         self.forced = False  # fsync or unmount: upload even with writers
 
         self.deleted = False  # unlinked or replaced: never uploaded
@@ -182,10 +184,14 @@ class DirtyFile:
         r.size = size
         self.touch()
 
-    def sync_record(self) -> PendingRecord:
-        """The journal record, brought up to date with the in-memory state."""
-        self.record.filled = sorted(self.filled)
-        return self.record
+    def sync_record(self, synced: bool = False) -> PendingRecord:
+        """The journal record, brought up to date with the in-memory state (``synced``: as
+        written once its staging is fsynced, with a WAL sync)."""
+        r = self.record
+        r.filled = sorted(self.filled)
+        r.synced = synced or self.synced_generation == self.generation
+        r.uploaded = self.uploaded_file_id if self.uploaded_generation == self.generation else None
+        return r
 
     def fsync_staging(self) -> None:
         os.fsync(self.fd)

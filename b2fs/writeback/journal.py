@@ -5,11 +5,20 @@ file, its size and attributes, the remote version it was derived from (whose
 unchanged blocks may still be copied server-side), and, while a large-file
 upload is under way, the large file's id and the parts done.  One row per
 multi-step namespace change (``ops``: a directory rename) until it is done.
-A row is written (and the staging file fsynced) before ``close``/``fsync``
-or the operation returns, with ``synchronous=FULL``, so a crash of the
-process or the machine loses nothing acknowledged.  At the next mount the
-rows are replayed: uploads resume, renames complete, staging files with no
-row are removed.  In an encrypted mount every row is sealed by the content
+
+A row is written before ``close`` (the FUSE flush) returns, in SQLite's WAL
+with ``synchronous=NORMAL``: the commit is in the kernel's page cache, so it
+survives the mount process dying (``kill -9``) as the staging file does.  It
+survives the machine once *synced*: the staging file fsynced and the row
+committed with a WAL sync (``mark_synced``), which the write-back does every
+few seconds in the background, at ``close`` with ``-o sync_close`` (then
+``synchronous=FULL`` throughout), and which ``fsync`` makes moot (B2 holds
+the content: the row says ``uploaded``).  The journal keeps the machine's
+boot id: at a mount after a reboot, a row that was never synced may point at
+a staging file that lost its last writes, and is dropped with an error line
+rather than uploaded (``rebooted``).  At the next mount the rows are replayed:
+uploads resume, renames complete, rows whose content B2 already holds are
+dropped (no duplicate upload), staging files with no row are removed.  In an encrypted mount every row is sealed by the content
 codec (as a tiny object: a fresh salt per row), so the journal holds no
 plaintext path; a journal with rows this mount cannot read (written with
 or without encryption, or with another vault) is refused at start
@@ -78,16 +87,27 @@ class PendingRecord:
     large: dict[str, Any] | None = None  # {"file_id":..., "parts": {n: sha1}, "plan": [...]}
     attempts: int = 0
     last_error: str | None = None
+    synced: bool = False  # staging fsynced and this row committed durably since the last change
+    uploaded: str | None = None  # the fileId B2 holds for exactly this content (fsync did it)
+
+
+def boot_id() -> str:
+    """This boot of the machine (a reboot, or a crash and restart, changes it)."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
 
 
 class Journal:
-    def __init__(self, path: str, seal: Any = None) -> None:
+    def __init__(self, path: str, seal: Any = None, sync_close: bool = False) -> None:
         self.path = path
         self.seal = seal if seal is not None and seal.encrypted else None  # a content codec
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         os.chmod(path, 0o600)
         self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute(f"PRAGMA synchronous={'FULL' if sync_close else 'NORMAL'}")
         self.db.executescript(SCHEMA)
         row = self.db.execute("SELECT value FROM meta WHERE key='id'").fetchone()
         if row is None:
@@ -96,18 +116,25 @@ class Journal:
         else:
             self.id = row[0]
         self._check()
+        booted = boot_id()
+        row = self.db.execute("SELECT value FROM meta WHERE key='boot'").fetchone()
+        self.rebooted = row is not None and row[0] != booted  # since the last mount wrote here
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES ('boot', ?)", (booted,))
         # A second connection for what may be lost in a power cut without losing data (a
         # finished upload's row: at worst it is uploaded again; parts done: at worst re-sent).
-        # Its commits skip the fsync; the next durable commit syncs the shared WAL anyway.
         self.quick = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.quick.execute("PRAGMA synchronous=OFF")
-        for db in (self.db, self.quick):
+        # A third one whose commits sync the WAL, and with it every commit before them.
+        self.durable = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.durable.execute("PRAGMA synchronous=FULL")
+        for db in (self.db, self.quick, self.durable):
             db.execute("PRAGMA busy_timeout=10000")
         self._lock = threading.Lock()  # rows are written from the loop and from worker threads
 
     def close(self) -> None:
         self.db.close()
         self.quick.close()
+        self.durable.close()
 
     # -- sealing (encrypted mounts) ------------------------------------------------------
 
@@ -146,11 +173,14 @@ class Journal:
                     "upload, or use another cache directory"
                 ) from None
 
-    def _exec(self, sql: str, args: tuple[Any, ...] = (), durable: bool = True) -> sqlite3.Cursor:
-        """Run one statement; a full disk is ENOSPC for the caller, like a failed write."""
+    def _exec(self, sql: str, args: tuple[Any, ...] = (), durable: bool | None = True
+              ) -> sqlite3.Cursor:  # fmt: skip
+        """Run one statement (``durable`` None: with a WAL sync); a full disk is ENOSPC for
+        the caller, like a failed write."""
+        db = self.durable if durable is None else self.db if durable else self.quick
         try:
             with self._lock:
-                return (self.db if durable else self.quick).execute(sql, args)
+                return db.execute(sql, args)
         except sqlite3.OperationalError as e:
             if "full" in str(e):
                 raise OSError(errno.ENOSPC, f"journal {self.path}: disk full") from None
@@ -158,15 +188,17 @@ class Journal:
 
     # -- pending uploads -----------------------------------------------------------------
 
-    def put(self, row_id: int | None, record: PendingRecord, durable: bool = True) -> int:
-        """Write a row; ``durable=False`` for progress whose loss only repeats work."""
+    def put(self, row_id: int | None, record: PendingRecord, durable: bool | None = True) -> int:
+        """Write a row; ``durable=False`` for progress whose loss only repeats work, ``None``
+        with a WAL sync (it and every row before it then survive a power cut)."""
         return self.put_encoded(row_id, *self.encode(record), durable=durable)
 
     def encode(self, record: PendingRecord) -> tuple[str, str]:
         """(path column, record column): computed on the loop, written anywhere."""
         return (record.path if self.seal is None else ""), self._dump(asdict(record))
 
-    def put_encoded(self, row_id: int | None, path: str, data: str, durable: bool = True) -> int:
+    def put_encoded(self, row_id: int | None, path: str, data: str, durable: bool | None = True
+                    ) -> int:  # fmt: skip
         if row_id is None:
             cur = self._exec("INSERT INTO pending (path, record) VALUES (?, ?)", (path, data))
             return int(cur.lastrowid or 0)

@@ -38,6 +38,7 @@ from b2fs.writeback.upload import Uploader
 log = logging.getLogger("b2fs.writeback")
 
 MAX_BACKOFF = 300.0
+SYNC_INTERVAL = 5.0  # closed changes reach the disk (survive a power cut) within this, as ext4's
 
 
 class UploadFailed(FsError):
@@ -46,8 +47,10 @@ class UploadFailed(FsError):
 
 class WriteBack:
     def __init__(self, *, journal: Journal, staging_dir: str, staging_codec: Any, reader: Reader,
-                 uploader: Uploader, block_size: int, delay: float, concurrency: int) -> None:  # fmt: skip
+                 uploader: Uploader, block_size: int, delay: float, concurrency: int,
+                 sync_close: bool = False) -> None:  # fmt: skip
         self.journal = journal
+        self.sync_close = sync_close  # close fsyncs (survives a power cut), not only journals
         self.staging_dir = staging_dir
         self.staging_codec = staging_codec
         self.reader = reader
@@ -179,21 +182,27 @@ class WriteBack:
             await self.uploader.abandon(d)
 
     def journal_now(self, d: DirtyFile) -> None:
-        """Make the current content durable: staging fsynced, journal row written."""
+        """Journal the current content: it survives the mount process dying (and, with
+        ``sync_close``, the machine: staging fsynced, row committed with a WAL sync)."""
         if d.journaled_generation == d.generation and d.row_id is not None:
             return
-        d.fsync_staging()
+        if self.sync_close:
+            d.fsync_staging()
+            d.synced_generation = d.generation
         d.row_id = self.journal.put(d.row_id, d.sync_record())
         d.journaled_generation = d.generation
 
     async def journal_async(self, d: DirtyFile) -> None:
-        """``journal_now`` with the fsync and the commit in a worker thread, so the loop keeps
-        answering other requests meanwhile (what ``close`` waits for)."""
+        """What ``close`` waits for: ``journal_now``; with ``sync_close`` the fsync and the
+        commit run in a worker thread, so the loop keeps answering other requests meanwhile."""
+        if not self.sync_close:
+            self.journal_now(d)
+            return
         async with d.journal_lock:
             if d.journaled_generation == d.generation and d.row_id is not None:
                 return
             generation = d.generation
-            path, data = self.journal.encode(d.sync_record())
+            path, data = self.journal.encode(d.sync_record(synced=True))
             fd, row_id = d.fd, d.row_id
 
             def persist() -> int:
@@ -206,6 +215,47 @@ class WriteBack:
                 return
             d.row_id = row_id
             d.journaled_generation = max(d.journaled_generation, generation)
+            d.synced_generation = max(d.synced_generation, generation)
+
+    async def _syncer(self) -> None:
+        """Every few seconds, make what was journaled since survive a power cut too: fsync the
+        staging files (in a worker thread, on duplicated descriptors), then commit their rows,
+        marked synced, with a WAL sync."""
+        while True:
+            await trio.sleep(SYNC_INTERVAL)
+            todo = [d for d in self.files.values() if d.row_id is not None and not d.dropped
+                    and d.journaled_generation == d.generation != d.synced_generation
+                    and d.uploaded_generation != d.generation]  # fmt: skip
+            if todo:
+                await self.sync(todo)
+
+    async def sync(self, todo: list[DirtyFile]) -> None:
+        rows = [(d, d.generation, d.row_id, os.dup(d.fd), *self.journal.encode(d.sync_record(True)))
+                for d in todo if d.fd >= 0]  # fmt: skip
+        for d in todo:
+            d.sync_record()  # back to what the row says until the sync is done
+
+        def persist() -> None:
+            try:
+                for _, _, _, fd, _, _ in rows:
+                    os.fsync(fd)
+                for _, _, row_id, _, path, data in rows:
+                    self.journal.put_encoded(row_id, path, data, durable=None)
+            finally:
+                for _, _, _, fd, _, _ in rows:
+                    os.close(fd)
+
+        try:
+            await trio.to_thread.run_sync(persist)
+        except OSError as e:
+            log.warning("journal: syncing %d pending file(s) to disk failed (%s); retrying in "
+                        "%.0fs", len(rows), e, SYNC_INTERVAL)  # fmt: skip
+            return
+        for d, generation, row_id, *_ in rows:
+            if d.dropped and d.row_id is None:  # forgotten meanwhile: its row goes again
+                self.journal.delete(row_id)
+            elif d.generation == generation:
+                d.synced_generation = generation
 
     def schedule(self, d: DirtyFile, delay: float | None = None) -> None:
         self._push(d, trio.current_time() + (self.delay if delay is None else delay))
@@ -254,6 +304,14 @@ class WriteBack:
         d.dropped = True
         self.handle_closed(d)
 
+    def closed(self, d: DirtyFile) -> None:
+        """Its last writer closed it (journaled): upload it after the delay, or, when B2 holds
+        this content already (fsync did it), let it go now."""
+        if d.uploaded_generation == d.generation:
+            self._finalize_if_idle(d)
+        else:
+            self.schedule(d)
+
     def handle_closed(self, d: DirtyFile) -> None:
         """A handle on ``d`` closed: an unlinked version's staging file goes with its last one
         (until then its handles keep reading and writing it, as POSIX wants)."""
@@ -267,6 +325,8 @@ class WriteBack:
         self._recover()
         await self._cancel_orphans()
         nursery.start_soon(self._scheduler)
+        if not self.sync_close:
+            nursery.start_soon(self._syncer)
 
     async def _cancel_orphans(self) -> None:
         """Cancel unfinished large files this journal started and no longer needs."""
@@ -352,6 +412,7 @@ class WriteBack:
         d.record.attempts = 0
         d.record.last_error = None
         d.uploaded_generation = generation
+        d.uploaded_file_id = version.file_id
         d.forced = False
         for name in d.record.hide_after:  # e.g. the source of a rename too big to copy at once
             try:
@@ -365,18 +426,19 @@ class WriteBack:
             self._remove(d)
             self._drop_local(d)
         else:
-            if d.row_id is not None:
-                self._save_quietly(d)
+            if d.row_id is not None:  # still open: the row says B2 holds it (no upload again)
+                self._save_quietly(d, durable=d.generation == generation)
             if d.generation != generation and (d.writers == 0 or d.forced):
                 self.schedule(d)  # changed while it uploaded, and closed since
         self._signal(d)
 
-    def _save_quietly(self, d: DirtyFile) -> None:
-        """Record progress (attempts, errors, parts); failing to is logged, not fatal."""
+    def _save_quietly(self, d: DirtyFile, durable: bool = False) -> None:
+        """Record progress (attempts, errors, parts; that B2 holds it); failing to is logged,
+        not fatal."""
         if d.row_id is None:
             return
         try:
-            self.journal.put(d.row_id, d.sync_record(), durable=False)
+            self.journal.put(d.row_id, d.sync_record(), durable=durable)
         except OSError as e:
             log.warning("journal: cannot record the state of %s: %s", d.shown, e)
 
@@ -409,6 +471,16 @@ class WriteBack:
         for row_id, record in self.journal.pending():
             shown = record.stored if self.staging_codec.encrypted else record.path
             path = os.path.join(self.staging_dir, record.staging)
+            if record.uploaded is not None:  # fsync put it in B2: nothing left to do
+                log.info("journal: %s is in B2 already (%s)", shown, record.uploaded)
+                self.journal.delete(row_id)
+                continue
+            if self.journal.rebooted and not record.synced and _needs_staging(record):
+                log.error("journal: %s was closed but not yet on disk when the machine went "
+                          "down: its last changes are lost (B2 keeps its previous version)",
+                          shown)  # fmt: skip
+                self.journal.delete(row_id)
+                continue
             try:
                 fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
             except OSError as e:
@@ -428,6 +500,8 @@ class WriteBack:
                 self.journal.delete(row_id)
                 continue
             d = DirtyFile(record, staging, fd, self.reader, self.block_size, row_id=row_id)
+            if record.synced:
+                d.synced_generation = d.generation
             old = self.files.get(record.path)
             if old is not None:  # two rows for one path: the later one wins
                 self._remove(old)
@@ -488,6 +562,14 @@ class WriteBack:
             "bytes_uploaded": self.uploader.bytes_uploaded,
             "bytes_copied": self.uploader.bytes_copied,
         }
+
+
+def _needs_staging(r: PendingRecord) -> bool:
+    """Does the content come (partly) from the staging file? (Not for an empty file, a marker,
+    or a version whose bytes are all its base's: a change of attributes.)"""
+    if r.size == 0 or r.kind == "dir":
+        return False
+    return not (r.base_file_id is not None and r.base_limit >= r.size and not r.filled)
 
 
 def remote_entry(name: str, version: Any, plain_size: int) -> Entry:

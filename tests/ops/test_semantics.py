@@ -92,7 +92,10 @@ def test_directories_and_attributes(mount_factory):
     assert (st.st_mode & 0o7777, st.st_uid, st.st_gid) == (0o1750, 4321, 4322)
     assert (st.st_atime_ns, st.st_mtime_ns) == (-86_400_000_000_001, 4_102_444_800_000_000_007)
     st = os.stat(f)
-    assert (st.st_atime_ns, st.st_mtime_ns) == (1_600_000_000_000_000_001, 1_700_000_000_123_456_789)
+    assert (st.st_atime_ns, st.st_mtime_ns) == (
+        1_600_000_000_000_000_001,
+        1_700_000_000_123_456_789,
+    )
     assert st.st_ctime_ns > st.st_mtime_ns and st.st_blocks == 1  # ctime: when utime ran
     vfs = os.statvfs(m.path)
     assert vfs.f_namemax == 255 and vfs.f_blocks * vfs.f_frsize == 1 << 50
