@@ -41,7 +41,7 @@ def remounted(posix_fs: Any) -> dict[str, tuple[Workspace | None, Any, str | Non
         try:
             ws = make_workspace(posix_fs, f"remount-{key}", who)
         except BaseException as e:  # pytest.fail in the setup: the owner did not take
-            built[key] = (None, None, f"setup: {e}")
+            built[key] = (None, None, str(e))
             continue
         try:
             built[key] = (ws, ws.run(case.build, who), None)

@@ -110,7 +110,8 @@ def build_special(me: Identity) -> dict[str, tuple[tuple[str, int, int, int], in
     want["renamed-fifo"] = (("p", 0o600, me.uid, me.gid), 0)
     os.mknod("regular", stat.S_IFREG | 0o640)
     want["regular"] = (("-", 0o640, me.uid, me.gid), 0)
-    bind("sock").close()  # the name stays when the socket is closed
+    bind("sock0").close()  # the name stays when the socket is closed
+    os.rename("sock0", "sock")
     os.chmod("sock", 0o700)
     want["sock"] = (("s", 0o700, me.uid, me.gid), 0)
     os.mkfifo("gone")
@@ -139,7 +140,7 @@ def check_special(me: Identity, want: dict[str, tuple[tuple[str, int, int, int],
     listed = {name: letter for name, _, letter in dirents(".")}
     for name, (expected, _) in want.items():
         assert listed.get(name) == expected[0], f"readdir gives {name} type {listed.get(name)!r}"
-    assert not {"gone", "nodfifo", "blk0", "chr-gone"} & set(listed), sorted(listed)
+    assert not {"gone", "nodfifo", "sock0", "blk0", "chr-gone"} & set(listed), sorted(listed)
     fifo_roundtrip("fifo")  # I/O still works, and by the kernel
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         expect_errno(errno.ECONNREFUSED, s.connect, "sock")  # a socket file with no listener

@@ -44,13 +44,12 @@ def times(path: str) -> tuple[int, int]:
     return st.st_atime_ns, st.st_mtime_ns
 
 
-def make_each_kind(prefix: str) -> list[tuple[str, bool]]:
-    """A file, a directory, a FIFO and a symbolic link: (name, follow symlinks?)."""
-    write(f"{prefix}file", b"x")
-    os.mkdir(f"{prefix}dir")
-    os.mkfifo(f"{prefix}fifo")
-    os.symlink(f"{prefix}file", f"{prefix}link")
-    return [(f"{prefix}{k}", k != "link") for k in ("file", "dir", "fifo", "link")]
+KINDS = (  # (kind, follow symlinks?, make); the FIFO last: a special file (its own rule)
+    ("file", True, lambda name: write(name, b"x")),
+    ("dir", True, os.mkdir),
+    ("link", False, lambda name: os.symlink("target", name)),
+    ("fifo", True, os.mkfifo),
+)
 
 
 # -- utimensat ------------------------------------------------------------------------------
@@ -58,7 +57,8 @@ def make_each_kind(prefix: str) -> list[tuple[str, bool]]:
 
 def test_utimensat_keeps_atime_apart_and_honours_now_and_omit(ws, actor):
     def body() -> None:
-        for name, follow in make_each_kind(""):
+        for name, follow, make in KINDS:
+            make(name)
             utimensat(name, A1, M1, follow)
             assert times(name) == (A1, M1), f"{name}: {times(name)}"
             utimensat(name, OMIT, M1 + 1, follow)
@@ -174,7 +174,8 @@ def test_directory_mtime_and_ctime_move_when_entries_change(ws, actor):
             ("unlink", ["d"], lambda: os.unlink("d/l")),
             ("unlink a FIFO", ["d"], lambda: os.unlink("d/p")),
             ("rmdir", ["e"], lambda: os.rmdir("e/sub")),
-            ("rename over", ["e"], lambda: (write("e/c", b"c"), os.rename("e/c", "e/b"))),
+            ("create another", ["e"], lambda: write("e/c", b"c")),
+            ("rename over", ["e"], lambda: os.rename("e/c", "e/b")),
         ]
         for what, dirs, change in steps:
             before = {d: os.stat(d) for d in dirs}
@@ -197,11 +198,6 @@ def build_times(me: Identity) -> dict[str, tuple[int, int, int]]:
     """Times set on every kind of entry, a ctime moved by chmod, a directory's mtime moved by a
     new entry; expected (atime, mtime, ctime) with ctime and the moved mtime to a second."""
     want: dict[str, tuple[int, int, int]] = {}
-    for prefix, (atime, mtime) in (("ns-", (A1, M1)), ("pre-", (BEFORE_1970, BEFORE_1970 + 1)),
-                                   ("post-", (AFTER_2038, JUST_AFTER_2038))):  # fmt: skip
-        for name, follow in make_each_kind(prefix):
-            utimensat(name, atime, mtime, follow)
-            want[name] = (atime, mtime, -1)
     write("changed", b"c")
     os.utime("changed", ns=(OLD, OLD))
     time.sleep(TICK)
@@ -213,6 +209,12 @@ def build_times(me: Identity) -> dict[str, tuple[int, int, int]]:
     write("grown/new", b"n")
     st = os.stat("grown")
     want["grown"] = (OLD, st.st_mtime_ns, st.st_ctime_ns)
+    for kind, follow, make in KINDS:
+        for prefix, (atime, mtime) in (("ns-", (A1, M1)), ("pre-", (BEFORE_1970, BEFORE_1970 + 1)),
+                                       ("post-", (AFTER_2038, JUST_AFTER_2038))):  # fmt: skip
+            make(prefix + kind)
+            utimensat(prefix + kind, atime, mtime, follow)
+            want[prefix + kind] = (atime, mtime, -1)
     return want
 
 
