@@ -155,6 +155,22 @@ class Persistent:
 # -- errors -----------------------------------------------------------------------------------
 
 
+def deferred(failures: list[str], fn: Callable[..., Any], *args: Any) -> bool:
+    """Run a step that belongs to another rule (a special file in a test of names, say): on
+    OSError note it in ``failures`` and go on, so that ``no_deferred`` reports it after the
+    rule's own assertions, and one missing feature does not hide how the rest fares."""
+    try:
+        fn(*args)
+    except OSError as e:
+        failures.append(f"{_name(fn)}({', '.join(short(a) for a in args)}): {e.strerror}")
+        return False
+    return True
+
+
+def no_deferred(failures: list[str]) -> None:
+    assert not failures, "; ".join(failures)
+
+
 def errno_of(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
     """The errno ``fn(*args, **kwargs)`` fails with, 0 when it succeeds."""
     try:

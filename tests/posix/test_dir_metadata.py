@@ -24,8 +24,10 @@ from tests.posix.helpers import (
     Persistent,
     as_user,
     assert_meta,
+    deferred,
     expect_errno,
     names,
+    no_deferred,
     read,
     write,
 )
@@ -200,7 +202,7 @@ def test_sticky_directory_stops_others_deleting_and_renaming(ws):
 # -- setgid directories -------------------------------------------------------------------------
 
 
-def build_setgid(me: Identity) -> None:
+def build_setgid(me: Identity) -> list[str]:
     os.mkdir("sg")
     os.chown("sg", -1, SHARED_GID)  # USER is a member of SHARED_GID, root may anyway
     os.chmod("sg", 0o2775)
@@ -208,16 +210,19 @@ def build_setgid(me: Identity) -> None:
     os.mkdir("sg/sub", 0o755)
     os.symlink("file", "sg/link")
     os.mkdir("sg/sub/deeper", 0o700)
-    os.mkfifo("sg/fifo", 0o644)  # last: a special file (its own rule)
+    failures: list[str] = []
+    deferred(failures, os.mkfifo, "sg/fifo", 0o644)  # a special file: its own rule
+    return failures
 
 
-def check_setgid(me: Identity, _: None) -> None:
+def check_setgid(me: Identity, failures: list[str]) -> None:
     assert_meta("sg", ("d", 0o2775, me.uid, SHARED_GID))
     assert_meta("sg/file", ("-", 0o644, me.uid, SHARED_GID))  # the group, not the bit
     assert_meta("sg/sub", ("d", 0o2755, me.uid, SHARED_GID))  # subdirectories: both
     assert_meta("sg/sub/deeper", ("d", 0o2700, me.uid, SHARED_GID))
     st = os.lstat("sg/link")
     assert (stat.S_ISLNK(st.st_mode), st.st_uid, st.st_gid) == (True, me.uid, SHARED_GID)
+    no_deferred(failures)
     assert_meta("sg/fifo", ("p", 0o644, me.uid, SHARED_GID))
 
 
@@ -225,8 +230,8 @@ SETGID = Persistent("setgid", build_setgid, check_setgid)
 
 
 def test_setgid_directory_passes_its_group_on(ws, actor):
-    ws.run(SETGID.build, actor)
-    ws.run(SETGID.check, actor, None)
+    failures = ws.run(SETGID.build, actor)
+    ws.run(SETGID.check, actor, failures)
 
 
 PERSISTENT = [DIR_METADATA, OTHERS_DIRS, STICKY, SETGID]
