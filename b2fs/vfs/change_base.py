@@ -13,12 +13,13 @@ mixins over it, put together in ``changes.Changes``.
 
 from __future__ import annotations
 
+import dataclasses
 import stat
 import time
 from typing import Any
 
 from b2fs.posix.entries import Defaults, Entry, Kind
-from b2fs.posix.errors import NotADirectory, NotPermitted
+from b2fs.posix.errors import FsError, NotADirectory, NotPermitted
 from b2fs.posix.fileinfo import Attrs, read_info
 from b2fs.posix.paths import DIR_MARKER, check_key, check_length, check_new_segment, join, split
 from b2fs.vfs.filesystem import FileSystem
@@ -39,6 +40,8 @@ class ChangeBase:
         self.journal = wb.journal
         wb.on_uploaded = self._uploaded
         wb.remove_name = remote.remove
+        wb.delete_version = remote.delete_version if remote.can_delete else None
+        fs.on_dir_changed = self._dir_times_changed
 
     # -- names ---------------------------------------------------------------------------
 
@@ -127,6 +130,47 @@ class ChangeBase:
         d = self.wb.get(path)
         return d if d is not None and d.kind is Kind.DIR else None
 
+    def _marker_for(self, path: str) -> DirtyFile | None:
+        """The directory's pending marker, made from the one its cached listing shows (whose
+        version it replaces) when there is none; None when its listing is not cached (what it
+        stores is not known here)."""
+        d = self._pending_marker(path)
+        if d is not None:
+            return d
+        listing = self.ns.cached_listing(path)
+        if listing is None:
+            return None
+        if listing.marker is not None:
+            a = dataclasses.replace(listing.marker, kind=Kind.DIR)
+        else:  # none yet: a first one, storing only its times
+            shown = self.fs._dir_shown(path, Entry("", Kind.DIR, ""), None, known=True)
+            a = Attrs(Kind.DIR, mtime_ns=shown.mtime_ns, ctime_ns=shown.ctime_ns)
+        stored, long_info = self._marker_name(path)
+        d = self.wb.new(path, stored, long_info, a)
+        if listing.marker_id is not None:
+            d.record.replaces.append([stored, listing.marker_id])
+        return d
+
+    def _dir_times_changed(self, path: str) -> None:
+        """A directory's mtime/ctime moved (an entry came or went): its marker keeps them,
+        uploaded after the write-back's delay (changes in a row make one upload)."""
+        moved = self.fs.dir_times.get(path)
+        if moved is None:
+            return
+        try:
+            d = self._marker_for(path)
+        except FsError:  # a marker name B2 cannot hold: the times stay in memory
+            return
+        if d is None:
+            return
+        r = d.record
+        if moved[0] is not None:
+            r.mtime_ns = moved[0]
+        r.ctime_ns = moved[1]
+        d.touch()
+        if d.writers == 0:
+            self.wb.schedule(d)
+
     # -- listings ------------------------------------------------------------------------
 
     def _listing(self, dir_path: str) -> Listing | None:
@@ -155,6 +199,7 @@ class ChangeBase:
             if listing is not None:
                 listing.has_marker = True
                 listing.marker = read_info(dict(version.file_info or {}), version.upload_timestamp)
+                listing.marker_id = version.file_id
             if d.path:
                 self._patch(parent, name, Entry(name, Kind.DIR, stored_dir))
             return

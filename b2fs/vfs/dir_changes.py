@@ -85,7 +85,7 @@ class DirChanges(ChangeBase):
             if not (fields.update_mtime or fields.update_atime):
                 return entry
         path = node.path
-        d = self._pending_marker(path)
+        d = self._marker_for(path)
         if d is None:  # from what it shows now (the defaults it shows become its own)
             stored, long_info = self._marker_name(path)
             a = Attrs(Kind.DIR, entry.mode, entry.uid, entry.gid, entry.mtime_ns, entry.atime_ns,

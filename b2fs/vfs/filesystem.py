@@ -23,7 +23,7 @@ import logging
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +69,7 @@ class FileSystem:
         # Directories whose entries (mtime and ctime) or own name (ctime) changed here:
         # path -> (mtime or None, ctime), newer than what their markers say.
         self.dir_times: OrderedDict[str, tuple[int | None, int]] = OrderedDict()
+        self.on_dir_changed: Callable[[str], None] = lambda path: None  # keeps them (vfs.changes)
 
     # -- lookups -------------------------------------------------------------------------
 
@@ -152,6 +153,7 @@ class FileSystem:
         self.dir_times[path] = (now if entries else old[0] if old else None, now)
         if len(self.dir_times) > DIR_TIMES_KEPT:
             self.dir_times.popitem(last=False)
+        self.on_dir_changed(path)
 
     # -- directories ---------------------------------------------------------------------
 

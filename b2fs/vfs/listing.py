@@ -38,6 +38,7 @@ class Listing:
     fetched_at: float
     has_marker: bool = False
     marker: Attrs | None = None  # the directory's own attributes, from its marker's file info
+    marker_id: str | None = None  # the marker's fileId
     _names: list[str] | None = field(default=None, repr=False)
 
     @property
@@ -127,7 +128,7 @@ class Listings:
         fetched_at = time.monotonic()
         entries: dict[str, Entry] = {}
         has_marker = False
-        marker = None
+        marker = marker_id = None
         start: str | None = None
         while True:
             files, start = await self.client.list_file_names_page(
@@ -144,6 +145,7 @@ class Listings:
                 elif rel == DIR_MARKER:
                     has_marker = True
                     marker = read_info(dict(f.file_info or {}), f.upload_timestamp)
+                    marker_id = f.file_id
                     continue
                 elif f.file_name in self.hidden:
                     continue
@@ -161,7 +163,7 @@ class Listings:
                 entries[entry.name] = entry
             if not start:
                 break
-        return Listing(entries, fetched_at, has_marker, marker)
+        return Listing(entries, fetched_at, has_marker, marker, marker_id)
 
     def _decode(
         self, parent: str, segment: str, stored: str, long_info: dict[str, str] | None

@@ -50,6 +50,15 @@ class RemoteNames:
             self.bucket_id, stored_dir + ".bzEmpty", b"", file_info=file_info or {}
         )
 
+    async def delete_version(self, stored: str, file_id: str) -> None:
+        """Delete one version (quiet when it is gone already)."""
+        from b2fs.b2.errors import NoSuchFile, NotFound
+
+        try:
+            await self.client.delete_file_version(file_id, stored)
+        except (NoSuchFile, NotFound):
+            pass
+
     async def delete_marker(self, stored_dir: str) -> None:
         """Remove a directory marker: its versions hold no data, so they are deleted outright
         when the key may delete (else hidden, which needs only writeFiles)."""

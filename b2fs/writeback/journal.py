@@ -84,6 +84,7 @@ class PendingRecord:
     base_info: dict[str, str] = field(default_factory=dict)
     filled: list[int] = field(default_factory=list)  # blocks present in staging
     hide_after: list[str] = field(default_factory=list)  # stored names to hide once uploaded
+    replaces: list[list[str]] = field(default_factory=list)  # [name, fileId] deleted once uploaded
     large: dict[str, Any] | None = None  # {"file_id":..., "parts": {n: sha1}, "plan": [...]}
     attempts: int = 0
     last_error: str | None = None

@@ -60,6 +60,8 @@ class WriteBack:
         # Set by the vfs: patch listings after an upload; remove a name (hide or delete).
         self.on_uploaded: Callable[[DirtyFile, Any], None] = lambda d, version: None
         self.remove_name: Callable[[str], Awaitable[None]] | None = None
+        # Set by the vfs when the key may delete: drop a version a new one replaces (markers).
+        self.delete_version: Callable[[str, str], Awaitable[None]] | None = None
         self.files: dict[str, DirtyFile] = {}
         self._by_parent: dict[str, dict[str, DirtyFile]] = {}
         self._implied: Counter[str] = Counter()  # directories with dirty files below them
@@ -421,6 +423,15 @@ class WriteBack:
             except Exception as e:
                 log.warning("after uploading %s, removing %r failed: %s", d.shown, name, e)
         d.record.hide_after = []
+        for name, file_id in d.record.replaces:  # an older marker: it holds nothing
+            if self.delete_version is not None:
+                try:
+                    await self.delete_version(name, file_id)
+                except Exception as e:
+                    log.debug("after uploading %s, deleting %s (%s): %s", d.shown, name, file_id, e)
+        d.record.replaces = []
+        if d.kind is Kind.DIR and d.generation != generation:  # it goes up again: this one goes
+            d.record.replaces.append([d.record.stored, version.file_id])
         self.on_uploaded(d, version)
         if d.generation == generation and d.writers == 0 and d.readers == 0:
             self._remove(d)
