@@ -153,9 +153,11 @@ class ChangeBase:
 
     def _dir_times_changed(self, path: str) -> None:
         """A directory's mtime/ctime moved (an entry came or went): its marker keeps them,
-        uploaded after the write-back's delay (changes in a row make one upload)."""
+        uploaded after the write-back's delay (changes in a row make one upload).  Not the
+        mount root's: a marker at the top of a bucket or prefix only for that would surprise
+        other tools (chmod/chown/utime of the root do write one)."""
         moved = self.fs.dir_times.get(path)
-        if moved is None:
+        if moved is None or not path:  # the mount root's move in memory only: no marker for it
             return
         try:
             d = self._marker_for(path)

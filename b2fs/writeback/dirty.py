@@ -29,6 +29,29 @@ from b2fs.reader import ObjectRef, Reader
 from b2fs.writeback.journal import PendingRecord
 
 
+class NoContent:
+    """The staging of a version that never has content (a directory's marker, a FIFO, a
+    device, a socket): no file on disk."""
+
+    fd = -1
+
+    def size(self) -> int:
+        return 0
+
+    def pread(self, offset: int, length: int) -> bytes:
+        return b""
+
+    def pwrite(self, offset: int, data: bytes) -> int:
+        raise OSError(22, "a directory marker or special file has no content")
+
+    def truncate(self, size: int) -> None:
+        if size:
+            raise OSError(22, "a directory marker or special file has no content")
+
+
+CONTENTLESS = ("dir", "fifo", "chr", "blk", "sock")  # record kinds staged as NoContent
+
+
 class DirtyFile:
     def __init__(self, record: PendingRecord, staging: Any, fd: int, reader: Reader, block_size: int,
                  row_id: int | None = None) -> None:  # fmt: skip
@@ -194,7 +217,8 @@ class DirtyFile:
         return r
 
     def fsync_staging(self) -> None:
-        os.fsync(self.fd)
+        if self.fd >= 0:
+            os.fsync(self.fd)
 
     def close(self) -> None:
         if self.fd < 0:

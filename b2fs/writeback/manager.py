@@ -31,7 +31,7 @@ from b2fs.posix.errors import FsError
 from b2fs.posix.fileinfo import Attrs, read_info
 from b2fs.posix.paths import split
 from b2fs.reader import Reader
-from b2fs.writeback.dirty import DirtyFile
+from b2fs.writeback.dirty import CONTENTLESS, DirtyFile, NoContent
 from b2fs.writeback.journal import Journal, PendingRecord
 from b2fs.writeback.upload import Uploader
 
@@ -158,14 +158,19 @@ class WriteBack:
             record.base_plain_size = base.size
             record.base_limit = base.size
             record.base_info = dict(base.remote.file_info)
-        fd = os.open(
-            os.path.join(self.staging_dir, name),
-            os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
-            0o600,
-        )
-        staging = self.staging_codec.create(fd)
-        if record.size:
-            staging.truncate(record.size)
+        if record.kind in CONTENTLESS:
+            record.staging = ""
+            staging: Any = NoContent()
+            fd = -1
+        else:
+            fd = os.open(
+                os.path.join(self.staging_dir, name),
+                os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+                0o600,
+            )
+            staging = self.staging_codec.create(fd)
+            if record.size:
+                staging.truncate(record.size)
         d = DirtyFile(record, staging, fd, self.reader, self.block_size)
         old = self.files.get(path)
         if old is not None:
@@ -208,7 +213,8 @@ class WriteBack:
             fd, row_id = d.fd, d.row_id
 
             def persist() -> int:
-                os.fsync(fd)
+                if fd >= 0:
+                    os.fsync(fd)
                 return self.journal.put_encoded(row_id, path, data)
 
             row_id = await trio.to_thread.run_sync(persist)
@@ -225,7 +231,7 @@ class WriteBack:
         marked synced, with a WAL sync."""
         while True:
             await trio.sleep(SYNC_INTERVAL)
-            todo = [d for d in self.files.values() if d.row_id is not None and not d.dropped
+            todo = [d for d in self.files.values() if d.row_id is not None and d.fd >= 0
                     and d.journaled_generation == d.generation != d.synced_generation
                     and d.uploaded_generation != d.generation]  # fmt: skip
             if todo:
@@ -299,10 +305,11 @@ class WriteBack:
             except OSError as e:  # a stale row only makes the next mount upload it again
                 log.warning("journal: cannot forget %s: %s", d.shown, e)
             d.row_id = None
-        try:
-            os.unlink(os.path.join(self.staging_dir, d.record.staging))
-        except OSError:
-            pass
+        if d.record.staging:
+            try:
+                os.unlink(os.path.join(self.staging_dir, d.record.staging))
+            except OSError:
+                pass
         d.dropped = True
         self.handle_closed(d)
 
@@ -492,24 +499,21 @@ class WriteBack:
                           shown)  # fmt: skip
                 self.journal.delete(row_id)
                 continue
-            try:
-                fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
-            except OSError as e:
-                log.error(
-                    "journal: the staging file of %s is gone (%s): this change is lost",
-                    shown,
-                    e,
-                )
-                self.journal.delete(row_id)
-                continue
-            try:
-                staging = self.staging_codec.open(fd)
-            except CodecError as e:  # not a staging file of this mount's codec
-                os.close(fd)
-                log.error("journal: the staging file of %s cannot be read (%s): this change is lost",
-                          shown, e)  # fmt: skip
-                self.journal.delete(row_id)
-                continue
+            if not record.staging:  # a marker or special file: nothing staged
+                staging, fd = NoContent(), -1
+            else:
+                try:
+                    fd, staging = self._reopen(path)
+                except OSError as e:
+                    log.error("journal: the staging file of %s is gone (%s): this change is lost",
+                              shown, e)  # fmt: skip
+                    self.journal.delete(row_id)
+                    continue
+                except CodecError as e:  # not a staging file of this mount's codec
+                    log.error("journal: the staging file of %s cannot be read (%s): this change "
+                              "is lost", shown, e)  # fmt: skip
+                    self.journal.delete(row_id)
+                    continue
             d = DirtyFile(record, staging, fd, self.reader, self.block_size, row_id=row_id)
             if record.synced:
                 d.synced_generation = d.generation
@@ -524,6 +528,14 @@ class WriteBack:
         for name in os.listdir(self.staging_dir):
             if name not in known:
                 os.unlink(os.path.join(self.staging_dir, name))
+
+    def _reopen(self, path: str) -> tuple[int, Any]:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            return fd, self.staging_codec.open(fd)
+        except BaseException:
+            os.close(fd)
+            raise
 
     async def drain(self, wait: float) -> None:
         """Upload everything pending, for up to ``wait`` seconds; what is left stays journaled."""
