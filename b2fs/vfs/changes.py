@@ -512,7 +512,9 @@ class Changes:
                     await self.remote.copy(f.file_id, target, info, size=f.size)
                     await self.remote.remove(f.file_name)
                 except Exception as e:
-                    log.warning("directory rename: moving %r failed: %s", f.file_name, e)
+                    log.warning("directory rename: moving %r failed (%s); the rename gets EIO and "
+                                "is finished at the next mount (it is in the journal)",
+                                f.file_name, e)  # fmt: skip
                     errors.append(e)
 
         async with trio.open_nursery() as nursery:
