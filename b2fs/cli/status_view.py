@@ -83,12 +83,13 @@ def per_day(status: dict[str, Any], prices: Prices) -> Cost | None:
 def screen(status: dict[str, Any], prices: Prices, width: int = 80, rows: int | None = None,
            clock: bool = False) -> list[str]:  # fmt: skip
     m = status["mount"]
-    head = f"{m['source']} on {m['mountpoint']}, up {duration(m['uptime'])} (pid {m['pid']})"
-    if m.get("read_only"):
-        head += ", read-only"
-    if clock:
-        stamp = time.strftime("%H:%M:%S")
-        head = fit(head, width - len(stamp) - 2).ljust(width - len(stamp)) + stamp
+    tail = f", up {duration(m['uptime'])} (pid {m['pid']})" + (
+        ", read-only" if m["read_only"] else ""
+    )
+    stamp = "  " + time.strftime("%H:%M:%S") if clock else ""
+    room = width - len(m["source"]) - len(" on ") - len(tail) - len(stamp)
+    head = f"{m['source']} on {fit_path(m['mountpoint'], max(12, room))}{tail}"
+    head = fit(head, width - len(stamp)).ljust(width - len(stamp)) + stamp if clock else head
     top = [head]
     queue = _queue_lines(status, width)
     rest = (

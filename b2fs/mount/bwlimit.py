@@ -99,7 +99,7 @@ def parse_bwlimit(text: str) -> BandwidthTable:
     entries = [e for e in re.split(r"[;\s]+", text.strip()) if e]
     if not entries:
         raise OptionError("bwlimit needs a rate, UP:DOWN, or a time table")
-    if len(entries) == 1 and not re.match(r"^([A-Za-z]{3}-)?\d{1,2}:\d{2}[=,]", entries[0]):
+    if len(entries) == 1 and not re.match(r"^([A-Za-z]{3}-)?\d{1,2}:\d{2}([=,]|$)", entries[0]):
         up, down = _pair(entries[0])
         return BandwidthTable((Slot(0, up, down),), False, text.strip())
     slots = []

@@ -307,15 +307,16 @@ async def _drain_progress(report: StatusReport, opts: MountOptions, every: float
     start = trio.current_time()
     sent = stats.bytes_uploaded
     while True:
-        pending = wb.status()
-        files, left = len(pending["pending"]), pending["pending_bytes"]
+        pending = wb.status()["pending"]
+        files = len(pending)
+        left = sum(max(0, p["total"] - p["sent"]) if "sent" in p else p["bytes"] for p in pending)
         if not files:
             return
         now = trio.current_time()
         waited = now - start
         rate = (stats.bytes_uploaded - sent) / waited if waited > 0 else 0.0
         line = f"unmount: {files} upload(s) left, {_size(left)}"
-        if waited:
+        if waited >= 1:
             eta = f", about {left / rate:.0f} s" if rate > 0 else ""
             line += f", at {_size(rate)}/s{eta}"
         line += f"; waiting up to {max(0.0, opts.unmount_wait - waited):.0f} s more"
