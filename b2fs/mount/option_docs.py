@@ -152,7 +152,7 @@ def _default(f: dataclasses.Field[object], value: object) -> str:
 def _names(name: str) -> str:
     spelled = [f"`{name}`"]
     spelled += [f"`{alias}`" for alias, (target, _) in _ALIASES.items() if target == name]
-    if name in _BOOLS:
+    if name in _BOOLS and not name.startswith("no"):
         spelled.append(f"`no{name}`")
     return ", ".join(spelled)
 
