@@ -246,3 +246,22 @@ def test_unmount_shows_what_is_left_and_the_rate(server, tmp_path, new_bucket_na
     assert lines[0].startswith("b2fs: unmount: 1 upload(s) left, 2.4 MiB; waiting up to 600 s")
     assert re.search(r"1 upload\(s\) left, [\d.]+ [KM]iB, at [\d.]+ KiB/s, about \d+ s", lines[1])
     assert b2sync.read(bucket, "big.bin") is not None
+
+
+@pytest.mark.parametrize("crypt", ["plain", "encrypted"], indirect=True)
+def test_a_warning_names_the_files_as_logs_may(mount_factory, b2sync, crypt):
+    """The path in a plain mount; in an encrypted one the stored names, never the plaintext."""
+    m = mount_factory()
+    (m.path / "secret-plan.txt").write_bytes(b"x")
+    with pytest.raises(OSError) as e:
+        os.link(m.path / "secret-plan.txt", m.path / "secret-copy.txt")
+    assert e.value.errno == errno.EPERM
+    message = m.status()["warnings"][-1]["message"]
+    if crypt is None:
+        assert message == (
+            "link secret-plan.txt -> secret-copy.txt: B2 has no hard links; the program gets EPERM"
+        )
+    else:
+        assert "secret" not in message and "secret" not in m.log()
+        src, dst = b2sync.key("secret-plan.txt"), b2sync.key("secret-copy.txt")
+        assert message == f"link {src} -> {dst}: FsError; the program gets EPERM"
