@@ -279,7 +279,7 @@ class Reader:
         try:
             dec = self.codec.decryptor(header)
         except Exception as e:
-            log.error("%s: encryption header refused (%s: %s); reads get EIO", obj.name,
+            log.error("%s: header refused (%s: %s); reads get EIO", obj.name,
                       type(e).__name__, e)  # fmt: skip
             raise FsError(f"{obj.name}: bad encryption header", plain_names=False) from e
         self._decryptors[obj.file_id] = dec
