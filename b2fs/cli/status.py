@@ -70,7 +70,7 @@ def run(args: Any) -> int:
     from b2fs.cli.status_view import screen
 
     width = max(WIDTH, shutil.get_terminal_size((WIDTH, 24)).columns)
-    print("\n".join(screen(status, prices, width)))
+    print("\n".join(screen(status, prices, width, wrap=True)))
     return 0
 
 

@@ -10,6 +10,7 @@ same over any ssh session and locale.
 
 from __future__ import annotations
 
+import textwrap
 import time
 from typing import Any
 
@@ -81,7 +82,10 @@ def per_day(status: dict[str, Any], prices: Prices) -> Cost | None:
 
 
 def screen(status: dict[str, Any], prices: Prices, width: int = 80, rows: int | None = None,
-           clock: bool = False) -> list[str]:  # fmt: skip
+           clock: bool = False, wrap: bool = False) -> list[str]:  # fmt: skip
+    """The status in lines of at most ``width`` columns; ``rows``: at most that many (the
+    pending files give way); ``clock``: the time on the first line; ``wrap``: errors and
+    warnings wrapped onto more lines instead of cut (the one-shot ``b2fs status``)."""
     m = status["mount"]
     tail = f", up {duration(m['uptime'])} (pid {m['pid']})" + (
         ", read-only" if m["read_only"] else ""
@@ -91,13 +95,13 @@ def screen(status: dict[str, Any], prices: Prices, width: int = 80, rows: int | 
     head = f"{m['source']} on {fit_path(m['mountpoint'], max(12, room))}{tail}"
     head = fit(head, width - len(stamp)).ljust(width - len(stamp)) + stamp if clock else head
     top = [head]
-    queue = _queue_lines(status, width)
+    queue = _queue_lines(status, width, wrap)
     rest = (
         _cache_lines(status)
         + _api_lines(status)
         + _cost_lines(status, prices)
         + _network_lines(status)
-        + _warning_lines(status)
+        + _warning_lines(status, width, wrap)
     )
     if rows is not None:  # the queue gets what the other lines leave
         keep = max(2, rows - len(top) - len(rest) - 1)
@@ -108,7 +112,14 @@ def screen(status: dict[str, Any], prices: Prices, width: int = 80, rows: int | 
     return lines[:rows] if rows is not None else lines
 
 
-def _queue_lines(status: dict[str, Any], width: int) -> list[str]:
+def _long(text: str, width: int, wrap: bool, indent: str) -> list[str]:
+    """A line of free text (an error, a warning): wrapped under ``indent``, or left to be cut."""
+    if not wrap or len(text) <= width:
+        return [text]
+    return textwrap.wrap(text, width, subsequent_indent=indent, break_on_hyphens=False)
+
+
+def _queue_lines(status: dict[str, Any], width: int, wrap: bool) -> list[str]:
     wb = status.get("writeback")
     if wb is None:
         return ["read-only mount: no uploads"]
@@ -127,9 +138,11 @@ def _queue_lines(status: dict[str, Any], width: int) -> list[str]:
     order = {"uploading": 0, "waiting": 1, "open": 2}
     for p in sorted(pending, key=lambda p: order.get(p["state"], 3)):
         out.append(_pending_line(p, width))
+        if p["last_error"]:
+            out += _long(f"    last error: {p['last_error']}", width, wrap, " " * 6)
     out.append(
         f"uploaded: {wb['uploads_done']} file(s), {size(wb['bytes_uploaded'])} sent, "
-        f"{size(wb['bytes_copied'])} copied server-side; failed attempts: {wb['uploads_failed']}"
+        f"{size(wb['bytes_copied'])} copied; {wb['uploads_failed']} failed attempt(s)"
     )
     return out
 
@@ -148,9 +161,7 @@ def _pending_line(p: dict[str, Any], width: int) -> str:
         if "retry_in" in p:
             retry += f" in {duration(p['retry_in'])}"
     head = f"  {p['state']:9} {size(p['bytes']):>10}{retry}  "
-    err = f"  last error: {p['last_error']}" if p["last_error"] else ""
-    room = width - len(head) - min(len(err), 30)
-    return head + fit_path(p["path"], max(12, room)) + err
+    return head + fit_path(p["path"], max(12, width - len(head)))
 
 
 def _cache_lines(status: dict[str, Any]) -> list[str]:
@@ -185,8 +196,8 @@ def _api_lines(status: dict[str, Any]) -> list[str]:
     errors = ", ".join(
         f"{n} {code}" for code, n in sorted(b2["errors"].items(), key=lambda x: -x[1])
     )
-    lines.append(f"  retries: {b2['retries']}; failed calls: {errors or 'none'}; sent "
-                 f"{size(b2['bytes_uploaded'])}, received {size(b2['bytes_downloaded'])}")  # fmt: skip
+    lines.append(f"  {size(b2['bytes_uploaded'])} up, {size(b2['bytes_downloaded'])} down; "
+                 f"retries {b2['retries']}; failed: {errors or 'none'}")  # fmt: skip
     return lines
 
 
@@ -213,28 +224,27 @@ def _network_lines(status: dict[str, Any]) -> list[str]:
     n = status["network"]
     line = f"network: up {_limit(n['upload_limit'])}, down {_limit(n['download_limit'])}"
     if n["bwlimit"] and n["next_change"]:
-        line += f" until {n['next_change']} (bwlimit {n['bwlimit']})"
+        line += f" until {n['next_change']}"
     parts = [line, "HTTP/2" if n["http2"] else "HTTP/1.1", f"{n['connections']} connections"]
-    if n["proxy"]:
-        parts.append(f"proxy {n['proxy']}")
     out = ["; ".join(parts)]
-    tls = [f"{k} {n[k]}" for k in ("ca_bundle", "client_cert") if n.get(k)]
-    if tls:
-        out.append("  " + "; ".join(tls))
+    more = [f"bwlimit {n['bwlimit']}"] if n["bwlimit"] and n["next_change"] else []
+    more += [f"{k} {n[k]}" for k in ("proxy", "ca_bundle", "client_cert") if n.get(k)]
+    if more:
+        out.append("  " + "; ".join(more))
     metrics = status["mount"].get("metrics")
     if metrics:
         out.append(f"  metrics: {metrics}")
     return out
 
 
-def _warning_lines(status: dict[str, Any]) -> list[str]:
+def _warning_lines(status: dict[str, Any], width: int, wrap: bool) -> list[str]:
     warnings = status.get("warnings") or []
     if not warnings:
         return ["last warnings: none"]
     out = [f"last warnings ({len(warnings)}, newest last):"]
     for w in warnings:
         stamp = time.strftime("%H:%M:%S", time.localtime(w["time"]))
-        out.append(f"  {stamp} {w['message']}")
+        out += _long(f"  {stamp} {w['message']}", width, wrap, " " * 11)
     return out
 
 
