@@ -119,7 +119,6 @@ def open_cache_dir(path: str) -> int:
 def client_args(opts: MountOptions) -> dict[str, Any]:
     """The ``B2Client`` keywords that the mount options set (timeouts, retries, network)."""
     from b2fs.b2 import RetryPolicy, Timeouts
-    from b2fs.mount.bwlimit import parse_bwlimit
 
     t = opts.io_timeout
     up = down = None
