@@ -291,7 +291,16 @@ def show_calls(t: Target, title: str) -> None:
         if count > 0:
             say(f"  {billing_class(name)}  {count:5}  {name}")
             classes[billing_class(name)] += count
-    say(f"  class A {classes['A']}, class B {classes['B']}, class C {classes['C']}")
+    from b2fs.cost import dollars, estimate
+    from b2fs.prices import Prices, PricesError, load_prices
+
+    try:
+        prices = load_prices()
+    except PricesError:
+        prices = Prices()
+    cost = estimate(classes, prices=prices).total
+    say(f"  class A {classes['A']}, class B {classes['B']}, class C {classes['C']}: "
+        f"{dollars(cost)} at B2's list prices")  # fmt: skip
 
 
 @contextlib.contextmanager

@@ -20,7 +20,7 @@ fails to decode; both are logged with the file's name.
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,6 +92,7 @@ class Reader:
         self._nursery: trio.Nursery | None = None
         self.downloads = 0
         self.downloaded_bytes = 0
+        self.served: Counter[str] = Counter()  # bytes returned by read(), by where they came from
 
     def attach(self, nursery: trio.Nursery) -> None:
         """Background downloads (read-ahead) run in this nursery."""
@@ -118,15 +119,18 @@ class Reader:
                         obj.file_id, first, start, end - offset, span[1] - span[0]
                     )
                     if data is not None:
+                        self.served["disk"] += len(data)
                         return data
-            block = await self.block(obj, first)
+            block, source = await self._block(obj, first)
+            self.served[source] += end - offset
             return memoryview(block)[start : start + (end - offset)]  # pyfuse3 takes any buffer
         parts = []
         for index in range(first, last + 1):
-            block = await self.block(obj, index)
+            block, source = await self._block(obj, index)
             lo = max(offset - index * bs, 0)
             hi = min(end - index * bs, len(block))
             parts.append(block[lo:hi])
+            self.served[source] += hi - lo
         return b"".join(parts)
 
     def forget_object(self, file_id: str) -> None:
@@ -143,15 +147,19 @@ class Reader:
 
     async def block(self, obj: ObjectRef, index: int) -> bytes:
         """The plaintext of one block."""
+        return (await self._block(obj, index))[0]
+
+    async def _block(self, obj: ObjectRef, index: int) -> tuple[bytes, str]:
+        """The plaintext of one block, and where it came from: memory, disk or download."""
         key = (obj.file_id, index)
         data = self._memory.get(key)
         if data is not None:
-            return data
+            return data, "memory"
         fetch = self._inflight.get(key)
         if fetch is None:
             stored = self._cached(obj, index)
             if stored is not None:
-                return await self._decode(obj, index, stored)
+                return await self._decode(obj, index, stored), "disk"
             fetch = self._start(obj, index, index + 1)
         await fetch.ready[index].wait()
         data = fetch.blocks.get(index)
@@ -160,7 +168,7 @@ class Reader:
             raise _as_fs_error(
                 error or FsError("download ended without the block", plain_names=False), obj
             )
-        return data
+        return data, "download"
 
     def _cached(self, obj: ObjectRef, index: int) -> bytes | None:
         s, e = self._block_span(obj, index)
@@ -250,8 +258,8 @@ class Reader:
                 plain = decryptor.decode(index * self.block_size, stored, obj.plain_size)
             except Exception as e:
                 self.cache.discard(obj.file_id, index)
-                log.error("%s: block %d failed to decrypt (%s: %s): tampered or corrupt object",
-                          obj.name, index, type(e).__name__, e)  # fmt: skip
+                log.error("%s: block %d failed to decrypt (%s: %s): tampered or corrupt object; "
+                          "the read gets EIO", obj.name, index, type(e).__name__, e)  # fmt: skip
                 raise FsError(
                     f"{obj.name}: block {index} failed to decrypt", plain_names=False
                 ) from e
@@ -271,7 +279,8 @@ class Reader:
         try:
             dec = self.codec.decryptor(header)
         except Exception as e:
-            log.error("%s: header refused (%s: %s)", obj.name, type(e).__name__, e)
+            log.error("%s: header refused (%s: %s); reads get EIO", obj.name,
+                      type(e).__name__, e)  # fmt: skip
             raise FsError(f"{obj.name}: bad encryption header", plain_names=False) from e
         self._decryptors[obj.file_id] = dec
         if len(self._decryptors) > 1024:
@@ -320,9 +329,10 @@ class Reader:
         key = (obj.file_id, index)
         return key in self._memory or key in self._inflight or key in self.cache
 
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> dict[str, Any]:
         return {"downloads": self.downloads, "downloaded_bytes": self.downloaded_bytes,
-                "inflight_blocks": len(self._inflight)}  # fmt: skip
+                "inflight_blocks": len(self._inflight), "memory_bytes": self._memory.currsize,
+                "served": {s: self.served[s] for s in ("memory", "disk", "download")}}  # fmt: skip
 
 
 def _as_fs_error(error: BaseException, obj: ObjectRef) -> FsError:

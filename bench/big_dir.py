@@ -109,7 +109,7 @@ def main() -> None:
         print(f"\nb2fs: one directory of {args.files} files; load average at the end: "
               f"{load_average()}")  # fmt: skip
         print_table("Listing it through the mount",
-                    ["step", "time", "API calls by class", "RSS MiB", "bytes/entry over mounted",
+                    ["step", "time", "API calls by class = cost", "RSS MiB", "bytes/entry over mounted",
                      "inodes held"],
                     rows)  # fmt: skip
         print(f"peak RSS of the mount: {peak:.0f} MiB")

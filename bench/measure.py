@@ -1,5 +1,5 @@
-"""What the mount benchmarks read off and print: API calls from the server's counters, the
-load other work puts on the (shared) machine, py-spy profiles of a mount, tables, and the
+"""What the mount benchmarks read off and print: API calls from the server's counters (and
+their cost in dollars at B2's prices, ``b2fs.prices``), the load other work puts on the (shared) machine, py-spy profiles of a mount, tables, and the
 files they read and write.
 
 Neighbours: ``bench/mounts.py`` starts the server and the mounts; ``bench/mount_read.py``
@@ -22,6 +22,9 @@ from typing import Any
 
 from mounts import Mount
 
+from b2fs.cost import dollars, estimate
+from b2fs.prices import load_prices
+
 MiB = 1 << 20
 CLASSES = ("A", "B", "C")
 
@@ -43,9 +46,15 @@ def uploads_done(counters: dict[str, Any]) -> int:
     return calls.get("b2_upload_file", 0) + calls.get("b2_finish_large_file", 0)
 
 
+def cost_text(d: dict[str, Any]) -> str:
+    """What the calls and the bytes downloaded of a counter delta cost at B2's list prices
+    (b2fs.prices: no daily free calls taken off, so workloads compare as they would at scale)."""
+    return dollars(estimate(d["classes"], d["bytes_out"], prices=load_prices()).total)
+
+
 def calls_text(d: dict[str, Any], top: int = 4) -> str:
-    """'A 12 / B 3 / C 40' plus the busiest call names."""
-    cls = " / ".join(f"{c} {d['classes'][c]}" for c in CLASSES)
+    """'A 12 / B 3 / C 40 = $0.000172' (their cost with the egress) plus the busiest call names."""
+    cls = " / ".join(f"{c} {d['classes'][c]}" for c in CLASSES) + f" = {cost_text(d)}"
     busiest = sorted(d["calls"].items(), key=lambda kv: -kv[1])[:top]
     names = ", ".join(f"{k.removeprefix('b2_')} {v}" for k, v in busiest)
     return f"{cls}  ({names})" if names else cls

@@ -400,7 +400,7 @@ def main() -> None:
         print(f"b2fs cold sequential: {', '.join(f'{c:,.0f}' for c in colds)} MB/s "
               f"(median {statistics.median(colds):,.0f}); best = {best / server_rate:.2f} x server, "
               f"{best / client_rate:.2f} x b2 client  (goal >= 0.8)")  # fmt: skip
-    head = ["workload", "rate", "API calls by class (busiest calls)", "MiB downloaded",
+    head = ["workload", "rate", "API calls by class = cost (busiest calls)", "MiB downloaded",
             "disk-cache hits", "RSS MiB", "other load"]  # fmt: skip
     if r.rows:
         print_table("File reads", head, r.rows)
@@ -410,7 +410,7 @@ def main() -> None:
         )
     if sweep_rows:
         print_table(f"b2fs option sweep: cold sequential read, {args.repeat} rounds",
-                    ["-o options", "median MB/s", "best", "x client", "x server", "API calls",
+                    ["-o options", "median MB/s", "best", "x client", "x server", "API calls = cost",
                      "RSS MiB", "other load"], sweep_rows)  # fmt: skip
     print("\nPeak RSS of the mount process (MiB): "
           + ", ".join(f"{k} {v:.0f}" for k, v in r.rss.items()))  # fmt: skip

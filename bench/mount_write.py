@@ -230,7 +230,7 @@ def main() -> None:
           f"b2fs options: {opts}; load average at the end: {load_end}")  # fmt: skip
     print(f"tarball: {tar_files} files, {tar_dirs} directories, {tar_bytes / 1e6:.0f} MB")
     print_table("Direct upload by the b2 client (same run)",
-                ["upload", "s", "MB/s", "API calls", "other load"],
+                ["upload", "s", "MB/s", "API calls = cost", "other load"],
                 [[f"{args.size_mib} MiB, upload_file", f"{direct:.2f}", f"{size / direct / 1e6:,.0f}",
                   calls_text(direct_calls), f"{direct_load.cores:.2f}"]])  # fmt: skip
     print_table(
@@ -241,7 +241,7 @@ def main() -> None:
             "rate",
             "in B2 s",
             "minus delay",
-            "API calls by class",
+            "API calls by class = cost",
             "RSS MiB",
             "other load",
         ],

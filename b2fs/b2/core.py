@@ -100,8 +100,8 @@ class Core:
             "max_connections": max_connections,
             "user_agent": f"{USER_AGENT} {user_agent}" if user_agent else USER_AGENT,
         }
-        self._up_throttle = Throttle(upload_limit) if upload_limit else None
-        self._down_throttle = Throttle(download_limit) if download_limit else None
+        self._up_throttle = Throttle(upload_limit or None)
+        self._down_throttle = Throttle(download_limit or None)
         self._http: httpx.AsyncClient | None = None
         self._auth_lock: anyio.Lock | None = None
         self._account: Account | None = None
@@ -146,8 +146,22 @@ class Core:
             )
         return self._http
 
+    # -- bandwidth -------------------------------------------------------------------------------
+    def set_bandwidth(self, upload: float | None, download: float | None) -> None:
+        """Change the bandwidth limits (bytes/s; None: unlimited) of every transfer, running
+        ones included (they follow the new rate from their next chunk)."""
+        self._up_throttle.rate = upload or None
+        self._down_throttle.rate = download or None
+
+    @property
+    def bandwidth(self) -> tuple[float | None, float | None]:
+        """The (upload, download) limits in bytes/s; None is unlimited."""
+        return self._up_throttle.rate, self._down_throttle.rate
+
     # -- events ----------------------------------------------------------------------------------
     def _emit(self, event: ClientEvent) -> None:
+        if event.kind == "retry":
+            self.stats.retries_by_call[event.call] += 1
         log.info(
             "%s %s attempt=%d delay=%.2fs %s",
             event.kind,
@@ -190,21 +204,26 @@ class Core:
                     await resp.aread()
                     await resp.aclose()
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as e:
+            self.stats.outcomes[(call, "network")] += 1
             if _caused_by(e, ssl.SSLCertVerificationError):
                 raise CertificateError(f"{type(e).__name__}: {e}", call=call, sent=False) from e
             raise NetworkError(f"{type(e).__name__}: {e}", call=call, sent=False) from e
         except httpx.TransportError as e:
+            self.stats.outcomes[(call, "network")] += 1
             raise NetworkError(f"{type(e).__name__}: {e}", call=call) from e
         except TimeoutError:
+            self.stats.outcomes[(call, "network")] += 1
             raise NetworkError(f"no answer within {timeout}s", call=call) from None
         log.debug("%s %s -> %d", call, method, resp.status_code)
         if resp.status_code < 300:
+            self.stats.outcomes[(call, "ok")] += 1
             return resp
         try:
             body = resp.json()
         except ValueError:
             body = None
         err = error_from_response(call, resp.status_code, body, resp.headers.get("retry-after"))
+        self.stats.outcomes[(call, err.code)] += 1
         if isinstance(err, InvalidAuthToken):
             err.auth_generation = auth_generation
             err.renewable = auth_generation is not None or upload

@@ -30,10 +30,14 @@ class ClientEvent:
 
 @dataclass
 class ClientStats:
-    """Counters since the client was made: API calls sent by name, and the rest."""
+    """Counters since the client was made: API calls sent by name, their outcomes by
+    (name, outcome) where the outcome is ``ok``, the B2 error code of the answer, or
+    ``network`` (no answer), retries by name (from the ``retry`` events), and the rest."""
 
     calls: Counter[str] = field(default_factory=Counter)
+    outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
     retries: int = 0
+    retries_by_call: Counter[str] = field(default_factory=Counter)
     reauthorizations: int = 0
     recoveries: int = 0
     upload_urls_fetched: int = 0

@@ -81,7 +81,8 @@ class BlockCache:
 
     def _disable(self, why: str) -> None:
         self.enabled = False
-        log.warning("block cache disabled, reads will not be cached: %s", why)
+        log.warning("block cache disabled (%s): reads go on, uncached; free the disk or fix the "
+                    "directory, then remount", why)  # fmt: skip
 
     # -- lookups -------------------------------------------------------------------------
 
@@ -122,7 +123,10 @@ class BlockCache:
             return None
         if expected_size is not None and size != expected_size:
             log.warning(
-                "cached block %s has %d bytes, expected %d: dropped", path, size, expected_size
+                "cached block %s has %d bytes, expected %d: dropped, downloading it again",
+                path,
+                size,
+                expected_size,
             )
             self._forget(key, unlink=True)
             self.misses += 1
@@ -229,7 +233,7 @@ class BlockCache:
         if unlink:
             _unlink(self._path(key))
 
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> dict[str, int | bool]:
         return {
             "blocks": len(self._index),
             "bytes": self.used,
@@ -238,6 +242,7 @@ class BlockCache:
             "misses": self.misses,
             "stores": self.stores,
             "evictions": self.evictions,
+            "enabled": self.enabled,
         }
 
 

@@ -39,7 +39,7 @@ def add_parser(sub: Any) -> None:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("source", help="b2://BUCKET[/PREFIX] (or BUCKET[/PREFIX])")
-    p.add_argument("mountpoint", help="an empty directory")
+    p.add_argument("mountpoint", help="an empty directory (or any directory, with -o nonempty)")
     p.add_argument("-o", dest="options", action="append", default=[], metavar="OPT[,OPT...]",
                    help="mount options (uid=, gid=, umask=, ro, cache_size=, dir_cache_time=, ...)")  # fmt: skip
     p.add_argument("-f", "--foreground", action="store_true", help="stay in the foreground")
@@ -53,6 +53,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--realm", help="B2 realm URL (default: $B2_ENVIRONMENT or production)")
     p.add_argument("--cache-dir", help="cache directory (default ~/.cache/b2fs/BUCKET-...)")
     p.add_argument("--log-file", help="log file in background mode (default CACHE_DIR/mount.log)")
+    p.add_argument("--bwlimit", metavar="RATES",
+                   help="bandwidth limits: RATE, UP:DOWN, or a time table as rclone's --bwlimit "
+                   "(\"08:00,512K 19:00,10M:off 23:00,off\"); see -o bwlimit")  # fmt: skip
     p.add_argument(
         "-n", dest="no_mtab", action="store_true", help=argparse.SUPPRESS
     )  # mount.fuse3 compat
@@ -61,7 +64,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def build_options(args: argparse.Namespace) -> MountOptions:
     opts = parse_options(",".join(args.options))
-    for name in ("local", "credentials", "realm", "cache_dir", "log_file", "passphrase_file"):
+    for name in ("local", "credentials", "realm", "cache_dir", "log_file", "passphrase_file",
+                 "bwlimit"):  # fmt: skip
         value = getattr(args, name, None)
         if value:
             setattr(opts, name, value)
@@ -77,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         source = parse_source(args.source)
         opts = build_options(args)
-        mountpoint = check_mountpoint(args.mountpoint)
+        mountpoint = check_mountpoint(args.mountpoint, nonempty=opts.nonempty)
     except (SourceError, OptionError, StartupError) as e:
         print(f"b2fs: {e}", file=sys.stderr)
         return 2 if not isinstance(e, StartupError) else 1

@@ -20,7 +20,15 @@ def _fault(spec: str) -> Any:
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("serve", help="run the local B2 server (emulator)")
+    p = sub.add_parser(
+        "serve",
+        help="run the local B2 server (emulator)",
+        description="Run a local B2 server: the B2 native API on this machine, its files kept "
+        "in --data DIR. b2fs, the b2 CLI, b2sdk and rclone use it as they would B2. It prints "
+        "its realm URL and an `export ...` line for the shell (the first start creates a master "
+        "key, shown once and kept in DIR/master-key.json; DIR/credentials holds it with the "
+        "realm for `b2fs mount --credentials`). Ctrl-C or SIGTERM stops it. See docs/emulator.md.",
+    )
     p.add_argument("--data", required=True, type=Path, help="data directory (created if missing)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=0, help="port (0 = pick a free one)")

@@ -2,8 +2,9 @@
 
 ``run(options)`` opens the store, makes sure the master key exists (generated once and
 kept 0600 in ``DATA/master-key.json``, or given), binds the socket (port 0 picks a
-free one), prints the realm (or one JSON line with ``--json``) once listening, and
-serves ``app.App`` until SIGTERM/SIGINT. Called by ``b2fs.cli.serve``.
+free one), writes ``DATA/credentials`` (the key and realm as ``KEY=value`` lines), prints
+the realm and a ready ``export`` line (or one JSON line with ``--json``) once listening,
+and serves ``app.App`` until SIGTERM/SIGINT. Called by ``b2fs.cli.serve``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import logging
 import os
 import secrets
+import shlex
 import socket
 import sys
 from dataclasses import dataclass, field
@@ -30,6 +32,7 @@ from b2fs.emulator.faults import Faults
 from b2fs.emulator.store import ALL_CAPABILITIES, Store
 
 MASTER_KEY_FILE = "master-key.json"
+CREDENTIALS_FILE = "credentials"
 
 
 @dataclass
@@ -64,6 +67,19 @@ def master_key(store: Store, key_id: str | None, key: str | None) -> tuple[str, 
     os.chmod(path, 0o600)
     store.put_key(key_id, key, "master", ALL_CAPABILITIES, None, None, None, master=True)  # type: ignore[arg-type]
     return key_id, key, created  # type: ignore[return-value]
+
+
+def write_credentials(root: Path, key_id: str, key: str, realm: str) -> None:
+    """``DATA/credentials`` (0600): the master key and this start's realm as ``KEY=value``
+    lines, which ``b2fs mount --credentials``, systemd's ``EnvironmentFile=`` and
+    ``export $(cat ...)`` read."""
+    path = root / CREDENTIALS_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(
+            f"B2_APPLICATION_KEY_ID={key_id}\nB2_APPLICATION_KEY={key}\nB2_ENVIRONMENT={realm}\n"
+        )
+    os.chmod(path, 0o600)
 
 
 def build(options: Options) -> tuple[App, Store, bool]:
@@ -102,6 +118,8 @@ def run(options: Options) -> int:
     )
     server = uvicorn.Server(config)
 
+    write_credentials(store.root, app.config.master_key_id, app.config.master_key, realm)
+
     async def main() -> None:
         task = asyncio.ensure_future(server.serve(sockets=[sock]))
         while not server.started:
@@ -120,7 +138,14 @@ def run(options: Options) -> int:
                     f"  master application key (shown once, kept in {store.root / MASTER_KEY_FILE}):"
                 )
                 print(f"  {app.config.master_key}")
-            print(f"  B2_ENVIRONMENT={realm} for the b2 CLI; realm {realm} for b2sdk")
+            creds = shlex.quote(str(store.root / CREDENTIALS_FILE))
+            print("  for b2fs and the b2 CLI in this shell (b2sdk: this realm URL):")
+            if created:
+                print(f"  export B2_APPLICATION_KEY_ID={app.config.master_key_id} "
+                      f"B2_APPLICATION_KEY={app.config.master_key} B2_ENVIRONMENT={realm}")  # fmt: skip
+            else:
+                print(f"  export $(cat {creds})")
+            print(f"  (or b2fs mount --credentials {creds} ...)")
         sys.stdout.flush()
         await task
 

@@ -6,13 +6,18 @@ errno; B2 client errors map by their B2 code and HTTP status; codec errors
 ENAMETOOLONG; ``OSError`` from local disk (a full staging area) keeps its
 errno.  Anything else is a bug: EIO, logged with its traceback.  Outcomes a
 program meets in normal use (ENOENT, EEXIST, ENOTEMPTY, ..., and refusals a
-``FsError`` marks ``quiet``) are logged at debug level only; the rest at warning,
-one line each, naming what the request was about (the file, by its B2 name in an
-encrypted mount, and the offset of a read or write: ``Operations.where``).  An encrypted mount
-calls ``hide_messages(True)``: messages that may name files by plaintext
-path (``FsError.plain_names``, codec errors) must not reach a log file, so
-their lines give the error's type only (the reader's and the write-back's
-errors name files by their stored B2 names, and are logged in full).
+``FsError`` marks ``quiet``) are logged at debug level only; the rest at
+warning, one line each, naming the operation, the file (``b2fs.fs.where``;
+with the offset of a read or write), the error (a B2 error names its call)
+and what the program gets.  An encrypted mount calls ``hide_messages(True)``:
+messages that may name files by plaintext path (``FsError.plain_names``,
+codec errors) must not reach a log file, so their lines give the error's
+type only (the reader's and the write-back's errors name files by their
+stored B2 names, and are logged in full; ``where`` gives stored names too).
+
+``set_observer(fn)`` has every operation reported as ``fn(name, outcome,
+seconds, nbytes)`` (outcome ``ok`` or the errno's name; bytes of a read or
+write): the mount's Prometheus metrics, when they are on.
 """
 
 from __future__ import annotations
@@ -20,12 +25,14 @@ from __future__ import annotations
 import errno
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import pyfuse3
 
 from b2fs.codec.errors import CodecError, InvalidName, NameTooLong
+from b2fs.fs.where import where
 from b2fs.posix.errors import FsError
 
 log = logging.getLogger("b2fs.fs")
@@ -76,41 +83,57 @@ def hide_messages(on: bool) -> None:
     _hide_messages = on
 
 
+Observer = Callable[[str, str, float, int], None]
+_observer: Observer | None = None
+
+
+def set_observer(fn: Observer | None) -> None:
+    """Report every operation to ``fn(name, outcome, seconds, nbytes)`` (None: stop)."""
+    global _observer
+    _observer = fn
+
+
 def fuse_errors(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
     """Run an operation; any exception leaves as ``FUSEError`` with the right errno."""
+    name = fn.__name__
+    size_of = _SIZE_OF.get(name)
 
     @functools.wraps(fn)
     async def wrapper(*args: Any, **kwargs: Any) -> T:
+        start = time.perf_counter()
+        outcome = "ok"
+        nbytes = 0
         try:
-            return await fn(*args, **kwargs)
-        except pyfuse3.FUSEError:
+            result = await fn(*args, **kwargs)
+            if size_of is not None:
+                nbytes = size_of(result)
+        except pyfuse3.FUSEError as e:
+            outcome = errno.errorcode.get(e.errno, str(e.errno))
             raise
         except Exception as e:
             err = errno_of(e)
+            outcome = errno.errorcode.get(err, str(err))
             known = isinstance(e, FsError | OSError | CodecError) or hasattr(e, "code")
             hide = isinstance(e, CodecError) or getattr(e, "plain_names", False)
             text = type(e).__name__ if _hide_messages and hide else e
-            name = errno.errorcode.get(err, err)
-            if known and (err in QUIET or getattr(e, "quiet", False)):
-                log.debug("%s: %s (%s)", fn.__name__, text, name)
-                raise pyfuse3.FUSEError(err) from None
-            where = _where(fn.__name__, args)
             if not known:
-                log.error(
-                    "%s: %sunexpected %s", fn.__name__, where, type(e).__name__, exc_info=True
-                )
+                log.error("%s %s: unexpected %s; the program gets EIO", name, where(name, args),
+                          type(e).__name__, exc_info=True)  # fmt: skip
+            elif err in QUIET or getattr(e, "quiet", False):
+                log.debug("%s: %s (%s)", name, text, outcome)
             else:
-                log.warning("%s: %s%s [%s]", fn.__name__, where, _one_line(text), name)
+                log.warning("%s %s: %s; the program gets %s", name, where(name, args),
+                            _one_line(text), outcome)  # fmt: skip
             raise pyfuse3.FUSEError(err) from None
+        finally:
+            if _observer is not None:
+                _observer(name, outcome, time.perf_counter() - start, nbytes)
+        return result
 
     return wrapper
 
 
-def _where(op: str, args: tuple[Any, ...]) -> str:
-    """``"FILE at offset N: "`` when the operations object can say (see Operations.where)."""
-    where = getattr(args[0], "where", None) if args else None
-    text = where(op, args[1:]) if where is not None else ""
-    return f"{text}: " if text else ""
+_SIZE_OF: dict[str, Callable[[Any], int]] = {"read": len, "write": int}  # bytes moved
 
 
 def _one_line(e: object) -> str:

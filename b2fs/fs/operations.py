@@ -39,23 +39,6 @@ class Operations(pyfuse3.Operations):
         self.after_init: Callable[[], None] | None = None  # runs once the kernel's INIT is answered
         self.warned_link = False
 
-    def where(self, op: str, args: tuple[Any, ...]) -> str:
-        """What a failed request was about, for its log line: the file (its B2 name in an
-        encrypted mount) and, for reads and writes, the offset."""
-        try:
-            if op in ("read", "write", "flush", "release", "fsync"):
-                handle = self.fs.files.get(args[0])
-                if handle is None:
-                    return f"file handle {args[0]}"
-                what = self.fs.shown(handle.node.path)
-                return f"{what} at offset {args[1]}" if op in ("read", "write") else what
-            if args and isinstance(args[0], int):
-                node = self.fs.inodes.get(args[0])
-                return self.fs.shown(node.path)
-        except Exception:  # noqa: BLE001 - only for a log line
-            pass
-        return ""
-
     def init(self) -> None:
         if self.after_init is not None:  # INIT is answered when this callback returns: after it
             trio.lowlevel.current_trio_token().run_sync_soon(self.after_init)

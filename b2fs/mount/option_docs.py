@@ -34,6 +34,8 @@ MEANINGS: dict[str, str] = {
     "directories 0777)",
     "allow_other": "let users other than the one who mounted use the mount (FUSE `allow_other`; "
     "the kernel checks permissions against the modes shown). `allow_root` is the same",
+    "nonempty": "mount on a directory that is not empty (its entries are hidden while mounted); "
+    "without it such a mountpoint is refused",
     "read_only": "a read-only mount (`ro`); the key then needs only `listFiles` and `readFiles`. "
     "`rw` turns it off",
     "dir_cache_time": "how long a directory listing from B2 is reused: changes made by other "
@@ -78,6 +80,23 @@ MEANINGS: dict[str, str] = {
     "(see docs/encryption.md)",
     "passphrase_file": "a 0600 file holding the vault's passphrase, for `encrypt` (see "
     "docs/encryption.md)",
+    "bwlimit": "bandwidth limits to and from B2: `RATE` (both ways), `UP:DOWN` (`off` or `0`: no "
+    "limit), or a time table like rclone's `--bwlimit`: `08:00=512K;19:00=10M:off;23:00=off` "
+    "(local times; `Mon-08:00=...` for a weekly one). Rates are per second with a `K`/`M`/`G` "
+    'suffix. Also `--bwlimit`, where rclone\'s spelling (`"08:00,512K 23:00,off"`) works too',
+    "connections": "HTTP connections to B2 kept at most (every download and upload uses one)",
+    "http2": "speak HTTP/2 to B2 (needs the `h2` package: `pip install h2`)",
+    "proxy": "an HTTP proxy for every B2 request (`http://HOST:PORT`). Without it `HTTPS_PROXY` "
+    "and `NO_PROXY` from the environment apply; put a proxy password there, not in `-o`, which "
+    "`ps` shows",
+    "ca_bundle": "a PEM file of the certificate authorities to trust for B2 (a TLS-inspecting "
+    "proxy, a private endpoint) instead of the system's",
+    "client_cert": "a PEM file with the TLS client certificate (and its key, unless `client_key` "
+    "is given) to present to the endpoint",
+    "client_key": "the PEM private key of `client_cert`, when it is in a file of its own",
+    "metrics": "serve Prometheus metrics at `http://HOST:PORT/metrics`: `PORT` alone listens on "
+    "127.0.0.1 only; give a host (`0.0.0.0:9464`) to be reached from elsewhere. Off by default "
+    "(see Watching a mount)",
     "credentials": "a 0600 file of `KEY=value` lines with `B2_APPLICATION_KEY_ID`, "
     "`B2_APPLICATION_KEY` and optionally `B2_ENVIRONMENT`, instead of the environment. "
     "Also `--credentials`",
@@ -105,7 +124,9 @@ def _kind(name: str) -> str:
     if name in _BOOLS or name == "read_only":
         return "flag"
     if name in _STRS:
-        return "path" if name not in ("realm",) else "URL"
+        return {"realm": "URL", "proxy": "URL", "metrics": "[HOST:]PORT", "bwlimit": "rates"}.get(
+            name, "path"
+        )
     raise KeyError(f"mount option {name!r} has no parser kind in b2fs.mount.options")
 
 
@@ -135,7 +156,7 @@ def _default(f: dataclasses.Field[object], value: object) -> str:
 def _names(name: str) -> str:
     spelled = [f"`{name}`"]
     spelled += [f"`{alias}`" for alias, (target, _) in _ALIASES.items() if target == name]
-    if name in _BOOLS:
+    if name in _BOOLS and not name.startswith("no"):
         spelled.append(f"`no{name}`")
     return ", ".join(spelled)
 

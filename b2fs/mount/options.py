@@ -58,6 +58,7 @@ class MountOptions:
     umask: int = 0o022
     allow_other: bool = False
     read_only: bool = False
+    nonempty: bool = False  # mount on a directory that has entries (they are hidden meanwhile)
     # metadata caching
     dir_cache_time: float = 60.0  # listing TTL (other mounts' changes show up after this)
     attr_timeout: float = 1.0  # kernel attribute cache
@@ -86,6 +87,16 @@ class MountOptions:
     # encryption
     encrypt: bool = False
     passphrase_file: str | None = None
+    # the network (the B2 client's controls)
+    bwlimit: str | None = None  # "UP:DOWN" or a time table (b2fs.mount.bwlimit)
+    connections: int = 64  # HTTP connections to B2 kept open at most
+    http2: bool = False
+    proxy: str | None = None
+    ca_bundle: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
+    # watching it
+    metrics: str | None = None  # [HOST:]PORT of the Prometheus endpoint (loopback by default)
     # credentials for the fstab form
     credentials: str | None = None
     realm: str | None = None
@@ -107,6 +118,31 @@ class MountOptions:
             raise OptionError("umask must be an octal number up to 777")
         if self.passphrase_file and not self.encrypt:
             raise OptionError("passphrase_file is only used with -o encrypt")
+        if self.connections < 1:
+            raise OptionError("connections must be at least 1")
+        if self.client_key and not self.client_cert:
+            raise OptionError("client_key goes with client_cert")
+        if self.proxy and not self.proxy.startswith(("http://", "https://")):
+            raise OptionError("proxy is a URL: http://HOST:PORT (or https://...)")
+        if self.bwlimit is not None:
+            from b2fs.mount.bwlimit import parse_bwlimit
+
+            parse_bwlimit(self.bwlimit)
+        if self.metrics is not None:
+            metrics_address(self.metrics)
+
+
+def metrics_address(text: str) -> tuple[str, int]:
+    """``-o metrics=`` as (host, port): ``PORT`` or ``HOST:PORT``; loopback unless a host is given."""
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]") if sep else "127.0.0.1"
+    try:
+        number = int(port)
+    except ValueError:
+        number = -1
+    if not 0 <= number < 65536 or (sep and not host):
+        raise OptionError(f"metrics takes PORT or HOST:PORT (e.g. 127.0.0.1:9464), not {text!r}")
+    return host, number
 
 
 _SIZES = {"block_size", "cache_size", "memory_cache", "max_readahead", "max_request",
@@ -115,10 +151,11 @@ _FLOATS = {
     "io_timeout",
 "dir_cache_time", "attr_timeout", "entry_timeout", "negative_timeout",
            "writeback_delay", "unmount_wait"}  # fmt: skip
-_INTS = {"uid", "gid", "download_concurrency", "upload_concurrency"}
-_BOOLS = {"allow_other", "hard_delete", "keep_attrs", "encrypt", "foreground", "debug",
-          "sync_close"}  # fmt: skip
-_STRS = {"cache_dir", "passphrase_file", "credentials", "realm", "local", "log_file"}
+_INTS = {"uid", "gid", "download_concurrency", "upload_concurrency", "connections"}
+_BOOLS = {"allow_other", "hard_delete", "keep_attrs", "encrypt", "foreground", "debug", "http2",
+          "nonempty", "sync_close"}  # fmt: skip
+_STRS = {"cache_dir", "passphrase_file", "credentials", "realm", "local", "log_file", "bwlimit",
+         "proxy", "ca_bundle", "client_cert", "client_key", "metrics"}  # fmt: skip
 _ALIASES = {"ro": ("read_only", "1"), "allow_root": ("allow_other", "1")}
 
 

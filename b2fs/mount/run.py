@@ -16,11 +16,15 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import hashlib
 import logging
 import os
 import re
 import signal
+import ssl
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,11 +32,15 @@ from typing import Any
 import pyfuse3
 import trio
 
+from b2fs.fs import errno_map
 from b2fs.mount import sdnotify
 from b2fs.mount.allocator import keep_freed_memory
+from b2fs.mount.bwlimit import follow, parse_bwlimit
 from b2fs.mount.control import serve_status
-from b2fs.mount.options import MountOptions
+from b2fs.mount.options import MountOptions, metrics_address
+from b2fs.mount.recent import RecentWarnings
 from b2fs.mount.source import Source
+from b2fs.mount.status import StatusReport, hide_password
 
 log = logging.getLogger("b2fs.mount")
 
@@ -51,7 +59,7 @@ class Credentials:
     realm: str
 
 
-def check_mountpoint(path: str) -> str:
+def check_mountpoint(path: str, nonempty: bool = False) -> str:
     path = os.path.abspath(path)
     try:
         os.stat(path)
@@ -68,9 +76,14 @@ def check_mountpoint(path: str) -> str:
     if os.path.ismount(path):
         raise StartupError(f"mountpoint {path} is busy: something is already mounted there")
     try:
-        os.listdir(path)
+        entries = os.listdir(path)
     except OSError as e:
         raise StartupError(f"mountpoint {path} is not usable: {e.strerror}") from None
+    if entries and not nonempty:
+        raise StartupError(
+            f"mountpoint {path} is not empty: the mount would hide its {len(entries)} entr"
+            f"{'y' if len(entries) == 1 else 'ies'}; use an empty directory, or -o nonempty"
+        )
     return path
 
 
@@ -91,30 +104,59 @@ def open_cache_dir(path: str) -> int:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
         os.close(fd)
-        raise StartupError(f"cache directory {path} is in use by another b2fs mount") from None
+        pid = f" (pid {holder})" if holder.isdigit() else ""
+        raise StartupError(
+            f"cache directory {path} is in use by another b2fs mount{pid}: each mount needs "
+            "its own; give this one --cache-dir DIR (or -o cache_dir=DIR)"
+        ) from None
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())
     return fd
 
 
-async def connect(creds: Credentials, source: Source, opts: MountOptions) -> tuple[Any, Any]:
-    """Authorize and find the bucket; returns (client, bucket). Raises StartupError."""
-    from b2fs.b2 import B2Client, B2Error, BucketNotFound, RetryPolicy, Timeouts
-    from b2fs.b2.errors import InvalidAuthToken, NetworkError, Unauthorized
+def client_args(opts: MountOptions) -> dict[str, Any]:
+    """The ``B2Client`` keywords that the mount options set (timeouts, retries, network)."""
+    from b2fs.b2 import RetryPolicy, Timeouts
 
     t = opts.io_timeout
-    client = B2Client(
-        creds.key_id,
-        creds.key,
-        realm=creds.realm,
-        retry=RetryPolicy(max_total=t),
-        timeouts=Timeouts(
+    up = down = None
+    if opts.bwlimit:
+        up, down = parse_bwlimit(opts.bwlimit).limits_at(time.localtime())
+    cert: str | tuple[str, str] | None = opts.client_cert
+    if opts.client_cert and opts.client_key:
+        cert = (opts.client_cert, opts.client_key)
+    return {
+        "retry": RetryPolicy(max_total=t),
+        "timeouts": Timeouts(
             connect=min(10.0, t), read=min(60.0, t), write=min(60.0, t), pool=t, call=t
         ),
-    )
+        "http2": opts.http2,
+        "proxy": opts.proxy,
+        "ca_bundle": opts.ca_bundle,
+        "client_cert": cert,
+        "max_connections": opts.connections,
+        "upload_limit": up,
+        "download_limit": down,
+    }
 
-    await client.__aenter__()
+
+async def connect(creds: Credentials, source: Source, opts: MountOptions) -> tuple[Any, Any]:
+    """Authorize and find the bucket; returns (client, bucket). Raises StartupError."""
+    from b2fs.b2 import B2Client, B2Error, BucketNotFound
+    from b2fs.b2.errors import CertificateError, InvalidAuthToken, NetworkError, Unauthorized
+
+    try:
+        client = B2Client(creds.key_id, creds.key, realm=creds.realm, **client_args(opts))
+    except (OSError, ssl.SSLError) as e:  # the CA bundle or client certificate files
+        what = "ca_bundle" if opts.ca_bundle and not opts.client_cert else "ca_bundle/client_cert"
+        name = f" {e.filename}" if getattr(e, "filename", None) else ""
+        raise StartupError(f"{what}: cannot load{name}: {e.strerror or e}") from None
+    try:
+        await client.__aenter__()
+    except ImportError as e:
+        raise StartupError(f"-o http2 needs the h2 package (pip install h2): {e}") from None
     try:
         try:
             account = await client.authorize()
@@ -122,15 +164,23 @@ async def connect(creds: Credentials, source: Source, opts: MountOptions) -> tup
             raise StartupError(
                 "B2 refused the application key (bad key id or key, or the key was deleted)"
             ) from None
+        except CertificateError as e:
+            raise StartupError(
+                f"B2 at {creds.realm} has a certificate this machine does not trust ({e}); "
+                "-o ca_bundle=FILE names the authority to trust"
+            ) from None
         except NetworkError as e:
-            raise StartupError(f"cannot reach B2 at {creds.realm}: {e}") from None
+            hint = f" (through the proxy {hide_password(opts.proxy)})" if opts.proxy else ""
+            raise StartupError(f"cannot reach B2 at {creds.realm}{hint}: {e}") from None
         except B2Error as e:
             raise StartupError(f"authorizing with B2 failed: {e}") from None
         try:
             bucket = await client.get_bucket(source.bucket)
         except BucketNotFound:
             raise StartupError(
-                f"bucket {source.bucket!r} does not exist or this key cannot see it"
+                f"bucket {source.bucket!r} does not exist or this key cannot see it: create it "
+                f"with `b2fs bucket create {source.bucket}`, or list the ones this key sees "
+                "with `b2fs bucket list`"
             ) from None
         except Unauthorized as e:
             raise StartupError(f"this key may not list bucket {source.bucket!r}: {e}") from None
@@ -180,6 +230,8 @@ async def serve(creds: Credentials, source: Source, mountpoint: str, opts: Mount
     keep_freed_memory()
     stop = _Stop()
     lock_fd = -1
+    warnings = RecentWarnings()
+    logging.getLogger("b2fs").addHandler(warnings)
     try:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
             client, bucket = await connect(creds, source, opts)
@@ -190,20 +242,95 @@ async def serve(creds: Credentials, source: Source, mountpoint: str, opts: Mount
                     mount = await assemble(client, bucket, source, cache_dir, opts, codecs)
                 except (VaultRefused, JournalError) as e:
                     raise StartupError(str(e)) from None
+                table = parse_bwlimit(opts.bwlimit) if opts.bwlimit else None
+                report = StatusReport(mount, client, source=source, mountpoint=mountpoint,
+                                      cache_dir=cache_dir, opts=opts, bwlimit=table,
+                                      warnings=warnings)  # fmt: skip
+                metrics = await _open_metrics(opts, report)
                 async with trio.open_nursery() as services:  # uploads and other background work
                     services.start_soon(stop.watch, signals, mountpoint)
-                    await services.start(serve_status, mountpoint, mount.status)
+                    services.start_soon(report.activity.run)
+                    if table is not None:
+                        services.start_soon(follow, table, client)
+                    if metrics is not None:
+                        services.start_soon(metrics)
+                    await services.start(serve_status, mountpoint, report.status)
                     await mount.start(services)
                     await _run_fuse(mount, source, mountpoint, opts, ready, stop)
                     with stop.drain:
-                        await mount.stop(opts.unmount_wait)
+                        async with trio.open_nursery() as draining:
+                            draining.start_soon(_drain_progress, report, opts)
+                            await mount.stop(opts.unmount_wait)
+                            draining.cancel_scope.cancel()
                     services.cancel_scope.cancel()
             finally:
+                errno_map.set_observer(None)
                 with trio.CancelScope(shield=True):
                     await client.aclose()
     finally:
+        logging.getLogger("b2fs").removeHandler(warnings)
         if lock_fd >= 0:
             os.close(lock_fd)
+
+
+async def _open_metrics(opts: MountOptions, report: StatusReport) -> Any:
+    """With ``-o metrics=``: bind its port now (a StartupError if that fails) and return the
+    task that serves it; the FUSE operations are observed from then on."""
+    if opts.metrics is None:
+        return None
+    from b2fs.mount import metrics_server
+    from b2fs.mount.metrics import CONTENT_TYPE, Metrics
+
+    host, port = metrics_address(opts.metrics)
+    try:
+        listeners = await metrics_server.listen(host, port)
+    except OSError as e:
+        raise StartupError(
+            f"-o metrics={opts.metrics}: cannot listen on {host}:{port}: {e.strerror or e}"
+        ) from None
+    metrics = Metrics(report.status)
+    shown = f"[{host}]" if ":" in host else host
+    report.metrics_url = f"http://{shown}:{metrics_server.bound_port(listeners)}/metrics"
+    errno_map.set_observer(metrics.observe)
+    log.info("metrics at %s", report.metrics_url)
+    return functools.partial(metrics_server.serve, listeners, metrics.render, CONTENT_TYPE)
+
+
+async def _drain_progress(report: StatusReport, opts: MountOptions, every: float = 5.0) -> None:
+    """While uploads drain at unmount: what is left and the rate, every few seconds (to the log,
+    and to the terminal in the foreground, where the log shows warnings only)."""
+    wb = report.mount.writeback
+    if wb is None:
+        return
+    stats = report.client.stats
+    start = trio.current_time()
+    sent = stats.bytes_uploaded
+    while True:
+        pending = wb.status()["pending"]
+        files = len(pending)
+        left = sum(max(0, p["total"] - p["sent"]) if "sent" in p else p["bytes"] for p in pending)
+        if not files:
+            return
+        now = trio.current_time()
+        waited = now - start
+        rate = (stats.bytes_uploaded - sent) / waited if waited > 0 else 0.0
+        line = f"unmount: {files} upload(s) left, {_size(left)}"
+        if waited >= 1:
+            eta = f", about {left / rate:.0f} s" if rate > 0 else ""
+            line += f", at {_size(rate)}/s{eta}"
+        line += f"; waiting up to {max(0.0, opts.unmount_wait - waited):.0f} s more"
+        log.info("%s", line)
+        if opts.foreground and not log.isEnabledFor(logging.INFO):
+            print(f"b2fs: {line}", file=sys.stderr, flush=True)
+        await trio.sleep(every)
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
 
 
 class _Stop:

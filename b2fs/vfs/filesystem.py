@@ -255,7 +255,7 @@ class FileSystem:
         try:
             return self.ns.encode(path)[0] if path else self.ns.root_stored or "/"
         except Exception:  # noqa: BLE001 - a name the codec refuses: say nothing of it
-            return "(a name that cannot be encoded)"
+            return f"a name of {len(path.encode('utf-8', 'surrogateescape'))} bytes"
 
     def handle(self, fh: int) -> FileHandle:
         handle = self.files.get(fh)

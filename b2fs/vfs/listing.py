@@ -221,4 +221,4 @@ class Listings:
     def _warn(self, stored: str, why: str) -> None:
         if stored not in self._warned:
             self._warned.add(stored)
-            log.warning("skipping B2 name %r: %s", stored, why)
+            log.warning("skipping B2 name %r: %s; the mount does not show it", stored, why)

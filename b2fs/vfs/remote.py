@@ -101,5 +101,6 @@ class RemoteNames:
                 try:
                     await self.client.cancel_large_file(started.file_id)
                 except Exception as e:
-                    log.warning("cancelling the unfinished copy %s: %s", new_stored, e)
+                    log.warning("cancelling the unfinished copy %s failed (%s); B2 keeps its parts "
+                                "until b2_cancel_large_file or a lifecycle rule", new_stored, e)  # fmt: skip
             raise

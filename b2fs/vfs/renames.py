@@ -225,7 +225,9 @@ class Renames(ChangeBase):
                                            content_type=f.content_type)  # fmt: skip
                     await self.remote.remove(f.file_name)
                 except Exception as e:
-                    log.warning("directory rename: moving %r failed: %s", f.file_name, e)
+                    log.warning("directory rename: moving %r failed (%s); the rename gets EIO and "
+                                "is finished at the next mount (it is in the journal)",
+                                f.file_name, e)  # fmt: skip
                     errors.append(e)
 
         async with trio.open_nursery() as nursery:

@@ -303,7 +303,9 @@ class WriteBack:
             try:
                 self.journal.delete(d.row_id)
             except OSError as e:  # a stale row only makes the next mount upload it again
-                log.warning("journal: cannot forget %s: %s", d.shown, e)
+                log.warning(
+                    "journal: cannot forget %s (%s); the next mount uploads it again", d.shown, e
+                )
             d.row_id = None
         if d.record.staging:
             try:
@@ -428,7 +430,8 @@ class WriteBack:
                 if self.remove_name is not None:
                     await self.remove_name(name)
             except Exception as e:
-                log.warning("after uploading %s, removing %r failed: %s", d.shown, name, e)
+                log.warning("after uploading %s, removing the old name %r failed (%s); it stays "
+                            "in B2: delete it by hand", d.shown, name, e)  # fmt: skip
         d.record.hide_after = []
         for name, file_id in d.record.replaces:  # an older marker: it holds nothing
             if self.delete_version is not None:
@@ -458,7 +461,8 @@ class WriteBack:
         try:
             self.journal.put(d.row_id, d.sync_record(), durable=durable)
         except OSError as e:
-            log.warning("journal: cannot record the state of %s: %s", d.shown, e)
+            log.warning("journal: cannot record the state of %s (%s); its upload goes on (after a "
+                        "crash now it would start over)", d.shown, e)  # fmt: skip
 
     def _signal(self, d: DirtyFile) -> None:
         d.outcome.set()
@@ -545,18 +549,10 @@ class WriteBack:
             try:
                 self.journal_now(d)
             except OSError as e:  # still uploaded below; only a crash now would lose it
-                log.error("unmount: cannot journal %s: %s", d.shown, e)
+                log.error("unmount: cannot journal %s (%s); uploading it now", d.shown, e)
             self._push(d, 0)
         deadline = trio.current_time() + wait
-        last_report = 0.0
-        while self.files and trio.current_time() < deadline:
-            now = trio.current_time()
-            if now - last_report >= 5:
-                last_report = now
-                size = sum(d.size for d in self.files.values())
-                log.warning(
-                    "unmount: waiting for %d pending upload(s), %d bytes", len(self.files), size
-                )
+        while self.files and trio.current_time() < deadline:  # progress: mount/run.py
             await trio.sleep(0.05)
         if self.files:
             log.warning("unmount: %d upload(s) not done; they stay in the journal for the next mount",
@@ -569,14 +565,23 @@ class WriteBack:
 
     def status(self) -> dict[str, Any]:
         pending = []
+        now = trio.current_time()
         for d in self.files.values():
-            pending.append({
+            item = {
                 "path": d.path,
                 "bytes": d.size,
                 "state": "uploading" if d.uploading else ("open" if d.writers else "waiting"),
                 "attempts": d.record.attempts,
                 "last_error": d.record.last_error,
-            })  # fmt: skip
+            }
+            progress = self.uploader.progress.get(d)
+            if progress is not None:  # bytes of the object (stored size) done, and for how long
+                item.update(
+                    sent=progress.done, total=progress.total, seconds=now - progress.started
+                )
+            elif d.record.attempts and d.due > now:
+                item["retry_in"] = d.due - now
+            pending.append(item)
         return {
             "pending": pending,
             "pending_bytes": sum(d.size for d in self.files.values()),

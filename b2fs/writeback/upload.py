@@ -140,6 +140,29 @@ class EncryptingSource:
         return self.encryptor.read_stored(self._plain, self.plain_size, offset, offset + length)
 
 
+class UploadProgress:
+    """Bytes of one running upload done so far (sent from staging, or parts copied
+    server-side) out of ``total`` (the object's size), for ``b2fs status``."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.started = trio.current_time()
+        self.finished = 0  # bytes of the parts done
+        self.running: dict[int, int] = {}  # part number -> bytes of it sent so far
+
+    def report(self, part: int = 0) -> Any:
+        """A ``progress(done, total)`` callback for the client, for one part (or the file)."""
+        return lambda done, total: self.running.__setitem__(part, done)
+
+    def part_done(self, part: int, size: int) -> None:
+        self.running.pop(part, None)
+        self.finished += size
+
+    @property
+    def done(self) -> int:
+        return self.finished + sum(self.running.values())
+
+
 class Uploader:
     """Uploads pending versions for one mount."""
 
@@ -156,6 +179,7 @@ class Uploader:
         self.journal_id = journal_id
         self.bytes_uploaded = 0
         self.bytes_copied = 0
+        self.progress: dict[DirtyFile, UploadProgress] = {}  # the uploads running
 
     def file_info(self, d: DirtyFile, extra: dict[str, str] | None = None) -> dict[str, str]:
         r = d.record
@@ -175,6 +199,14 @@ class Uploader:
 
         ``save(record)`` persists the journal record (called as a large upload progresses).
         """
+        progress = self.progress[d] = UploadProgress()
+        try:
+            return await self._upload(d, save, progress)
+        finally:
+            if self.progress.get(d) is progress:
+                del self.progress[d]
+
+    async def _upload(self, d: DirtyFile, save: Any, progress: UploadProgress) -> Any:
         r = d.record
         if d.kind is Kind.DIR:  # a directory marker: empty and never encrypted (as B2's web UI)
             return await self.client.upload(
@@ -196,12 +228,15 @@ class Uploader:
             source = StagingSource(d)
             info = self.file_info(d)
             clean = self._clean_runs(d) if r.size >= self.threshold else []
+        progress.total = source.size
         if source.size < self.threshold:
             await d.fill_range(0, r.size)
-            version = await self.client.upload(self.bucket_id, r.stored, source, file_info=info)
+            version = await self.client.upload(
+                self.bucket_id, r.stored, source, file_info=info, progress=progress.report()
+            )
             self.bytes_uploaded += source.size
             return version
-        return await self._large(d, source, info, clean, save)
+        return await self._large(d, source, info, clean, save, progress)
 
     @staticmethod
     def _metadata_only(d: DirtyFile) -> bool:
@@ -232,7 +267,7 @@ class Uploader:
         return runs
 
     async def _large(self, d: DirtyFile, source: Any, info: dict[str, str], clean: list[tuple[int, int]],
-                     save: Any) -> Any:  # fmt: skip
+                     save: Any, progress: UploadProgress) -> Any:  # fmt: skip
         r = d.record
         part_size = max(self.part_size, -(-source.size // MAX_PARTS), self.min_part)
         state = r.large
@@ -245,7 +280,9 @@ class Uploader:
             plan = plan_parts(source.size, clean, part_size, self.min_part)
             if len(plan) < 2:
                 await d.fill_range(0, r.size)
-                return await self.client.upload(self.bucket_id, r.stored, source, file_info=info)
+                return await self.client.upload(
+                    self.bucket_id, r.stored, source, file_info=info, progress=progress.report()
+                )
             info = {**info, "b2fs-journal": self.journal_id}
             started = await self.client.start_large_file(self.bucket_id, r.stored, file_info=info)
             state = {
@@ -265,6 +302,7 @@ class Uploader:
             if not p.copy:
                 await d.fill_range(p.start, p.end)
         parts: dict[str, str] = state["parts"]
+        progress.finished = sum(p.size for n, p in enumerate(plan, start=1) if str(n) in parts)
         limiter = trio.CapacityLimiter(self.concurrency)
 
         async def one(number: int, p: PlannedPart) -> None:
@@ -276,9 +314,11 @@ class Uploader:
                     self.bytes_copied += p.size
                 else:
                     part = await self.client.upload_part(
-                        state["file_id"], number, source, offset=p.start, length=p.size
-                    )
+                        state["file_id"], number, source, offset=p.start, length=p.size,
+                        progress=progress.report(number),
+                    )  # fmt: skip
                     self.bytes_uploaded += p.size
+            progress.part_done(number, p.size)
             parts[str(number)] = part.sha1
             save(r)
 

@@ -6,7 +6,8 @@ import pytest
 
 from b2fs.mount.options import OptionError, parse_options, parse_size
 from b2fs.mount.source import SourceError, parse_source
-from b2fs.vfs.inodes import ROOT_INODE, InodeTable, Kind
+from b2fs.posix.entries import Kind
+from b2fs.vfs.inodes import ROOT_INODE, InodeTable
 
 
 def test_sizes_and_types():
