@@ -378,7 +378,7 @@ async def b2_copy_file(c: Ctx, p: dict[str, Any]) -> dict[str, Any]:
         blob, size, sha1 = await transfer.copy_range(c.store, blobs, rng[0], rng[1])
         new_blobs = [(blob, size)]
     row = c.store.add_version(
-        dest_bucket, name, "upload", length, sha1, content_type, info, new_blobs,
+        dest_bucket, name, "upload", length, sha1, content_type, info, new_blobs, upload_ms=now,
         sse=encryption.to_db(), replication=replication.status_for_new(bucket, name), **lock,
     )  # fmt: skip
     c.written(bucket, row, "b2:ObjectCreated:Copy")
@@ -414,11 +414,10 @@ async def b2_start_large_file(c: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     encryption = sse.for_write(sse.from_json(p.get("serverSideEncryption"), "serverSideEncryption"),
                                bucket)  # fmt: skip
     # B2 documents customUploadTimestamp; b2sdk sends custom_upload_timestamp: both work
-    upload_ms = custom_timestamp(
-        c, p.get("customUploadTimestamp", p.get("custom_upload_timestamp"))
-    )
     now = now_ms()
-    lock = filelock.for_new_version(bucket, pr, *filelock.from_json(p, now), upload_ms or now)
+    custom = p.get("customUploadTimestamp", p.get("custom_upload_timestamp"))
+    upload_ms = custom_timestamp(c, custom) or now
+    lock = filelock.for_new_version(bucket, pr, *filelock.from_json(p, now), upload_ms)
     info = validate.file_info(p.get("fileInfo"), name, info_limit(encryption, bucket))
     row = c.store.add_version(
         bucket_id, name, "start", 0, "none", content_type, info, [],  # type: ignore[arg-type]

@@ -349,10 +349,10 @@ class App:
             if not content_type:
                 raise BadRequest("Content-Type is required")
             encryption = sse.for_write(given, bucket)
-            upload_ms = api.custom_timestamp(api_ctx, h.get("x-bz-custom-upload-timestamp"))
             now = now_ms()
+            upload_ms = api.custom_timestamp(api_ctx, h.get("x-bz-custom-upload-timestamp")) or now
             lock = filelock.for_new_version(
-                bucket, principal, *filelock.from_headers(h, now), upload_ms or now
+                bucket, principal, *filelock.from_headers(h, now), upload_ms
             )
             info = validate.file_info(
                 {

@@ -2,7 +2,7 @@
 command line (a subprocess, keys in its environment only) and b2sdk's current interface.
 
 ``Cli(server, home)`` authorizes once; ``cli("ls", ...)`` returns stdout and asserts
-success, ``cli.json(...)`` parses it, ``cli.fails(...)`` returns stderr of a failure.
+success, ``cli.json(...)`` parses it, ``cli.fails(...)`` the output of a failure.
 """
 
 from __future__ import annotations
@@ -46,9 +46,10 @@ class Cli:
         return json.loads(self(*args, env=env))
 
     def fails(self, *args: str, env: dict[str, str] | None = None) -> str:
+        """Its output (stdout and stderr: some commands report failures on stdout)."""
         r = self.run(*args, env=env)
         assert r.returncode != 0, (args, r.stdout)
-        return r.stderr
+        return r.stdout + r.stderr
 
 
 def sdk(server: LocalServer, key_id: str | None = None, key: str | None = None) -> Any:
