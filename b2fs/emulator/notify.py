@@ -74,6 +74,8 @@ def _target(value: Any, name: str) -> dict[str, Any]:
             "(B2 itself calls https URLs only)"
         )
     headers = value.get("customHeaders")
+    if isinstance(headers, dict):  # what the b2 CLI sends; B2 documents a list of pairs
+        headers = [{"name": k, "value": v} for k, v in headers.items()]
     if headers is not None:
         if not isinstance(headers, list) or len(headers) > 10 or not all(
             isinstance(h, dict) and isinstance(h.get("name"), str)
