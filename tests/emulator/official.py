@@ -21,7 +21,7 @@ B2 = str(Path(sys.executable).parent / "b2")
 
 class Cli:
     def __init__(self, server: LocalServer, home: Path, key_id: str | None = None,
-                 key: str | None = None) -> None:  # fmt: skip
+                 key: str | None = None, authorize: bool = True) -> None:  # fmt: skip
         home.mkdir(parents=True, exist_ok=True)
         self.env = {
             "PATH": os.environ.get("PATH", ""), "HOME": str(home),
@@ -29,7 +29,8 @@ class Cli:
             "B2_APPLICATION_KEY_ID": key_id or server.key_id,
             "B2_APPLICATION_KEY": key or server.key, "B2_ESCAPE_CONTROL_CHARACTERS": "0",
         }  # fmt: skip
-        self("account", "authorize")
+        if authorize:
+            self("account", "authorize")
 
     def run(
         self, *args: str, env: dict[str, str] | None = None
