@@ -74,6 +74,11 @@ MEANINGS: dict[str, str] = {
     "(see docs/encryption.md)",
     "passphrase_file": "a 0600 file holding the vault's passphrase, for `encrypt` (see "
     "docs/encryption.md)",
+    "sse": "`b2`: B2 encrypts every file the mount writes with its own keys (SSE-B2), "
+    "whatever the bucket's default (see [server-side encryption](#server-side-encryption))",
+    "sse_c_key_file": "a 0600 file holding a 256-bit key (32 bytes, or their base64): B2 "
+    "encrypts every file the mount writes with it (SSE-C), and every read passes it (see "
+    "[server-side encryption](#server-side-encryption))",
     "credentials": "a 0600 file of `KEY=value` lines with `B2_APPLICATION_KEY_ID`, "
     "`B2_APPLICATION_KEY` and optionally `B2_ENVIRONMENT`, instead of the environment. "
     "Also `--credentials`",
@@ -101,7 +106,7 @@ def _kind(name: str) -> str:
     if name in _BOOLS or name == "read_only":
         return "flag"
     if name in _STRS:
-        return "path" if name not in ("realm",) else "URL"
+        return {"realm": "URL", "sse": "`b2`"}.get(name, "path")
     raise KeyError(f"mount option {name!r} has no parser kind in b2fs.mount.options")
 
 

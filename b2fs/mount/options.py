@@ -85,6 +85,8 @@ class MountOptions:
     # encryption
     encrypt: bool = False
     passphrase_file: str | None = None
+    sse: str | None = None  # "b2": B2 encrypts new files with its keys (SSE-B2)
+    sse_c_key_file: str | None = None  # SSE-C: B2 encrypts with this key, which reads need
     # credentials for the fstab form
     credentials: str | None = None
     realm: str | None = None
@@ -106,6 +108,10 @@ class MountOptions:
             raise OptionError("umask must be an octal number up to 777")
         if self.passphrase_file and not self.encrypt:
             raise OptionError("passphrase_file is only used with -o encrypt")
+        if self.sse not in (None, "b2"):
+            raise OptionError("sse takes b2 (SSE-B2); for SSE-C give sse_c_key_file")
+        if self.sse and self.sse_c_key_file:
+            raise OptionError("sse=b2 and sse_c_key_file are two kinds of encryption: choose one")
 
 
 _SIZES = {"block_size", "cache_size", "memory_cache", "max_readahead", "max_request",
@@ -116,7 +122,8 @@ _FLOATS = {
            "writeback_delay", "unmount_wait"}  # fmt: skip
 _INTS = {"uid", "gid", "download_concurrency", "upload_concurrency"}
 _BOOLS = {"allow_other", "hard_delete", "keep_attrs", "encrypt", "foreground", "debug"}
-_STRS = {"cache_dir", "passphrase_file", "credentials", "realm", "local", "log_file"}
+_STRS = {"cache_dir", "passphrase_file", "credentials", "realm", "local", "log_file", "sse",
+         "sse_c_key_file"}  # fmt: skip
 _ALIASES = {"ro": ("read_only", "1"), "allow_root": ("allow_other", "1")}
 
 

@@ -99,10 +99,17 @@ def open_cache_dir(path: str) -> int:
 
 
 async def connect(creds: Credentials, source: Source, opts: MountOptions) -> tuple[Any, Any]:
-    """Authorize and find the bucket; returns (client, bucket). Raises StartupError."""
+    """Authorize and find the bucket; returns (client, bucket). Raises StartupError. The
+    client carries the mount's server-side encryption (``-o sse``, ``-o sse_c_key_file``)
+    as the default of every upload, copy and download."""
     from b2fs.b2 import B2Client, B2Error, BucketNotFound, RetryPolicy, Timeouts
     from b2fs.b2.errors import InvalidAuthToken, NetworkError, Unauthorized
+    from b2fs.mount.sse import SseKeyError, encryption
 
+    try:
+        sse = encryption(opts)
+    except SseKeyError as e:
+        raise StartupError(str(e)) from None
     t = opts.io_timeout
     client = B2Client(
         creds.key_id,
@@ -112,6 +119,7 @@ async def connect(creds: Credentials, source: Source, opts: MountOptions) -> tup
         timeouts=Timeouts(
             connect=min(10.0, t), read=min(60.0, t), write=min(60.0, t), pool=t, call=t
         ),
+        server_side_encryption=sse,
     )
 
     await client.__aenter__()
