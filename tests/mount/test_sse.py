@@ -16,7 +16,6 @@ import pytest
 from b2fs.b2 import B2Client
 from b2fs.mount.options import OptionError, parse_options
 from b2fs.mount.sse import SseKeyError, read_key_file
-from tests.mount.conftest import MountProcess
 
 pytestmark = [pytest.mark.mount, pytest.mark.timeout(180)]
 MB = 1 << 20
