@@ -145,10 +145,10 @@ def for_write(given: Sse | None, bucket: Any) -> Sse:
 
 
 def check_read(stored: Sse, given: Sse | None) -> None:
-    """Reading the content of an SSE-C version needs its key: absent is 400 ``bad_request``,
-    wrong is 403 ``access_denied`` (as B2 answers). A key sent for another kind of
-    version is not needed and not checked (B2 documents the headers as required for
-    SSE-C files; it does not say they are refused for others)."""
+    """Reading the content of an SSE-C version (a GET, a copy) needs its key: absent is
+    400 ``bad_request``, wrong is 403 ``access_denied`` (as B2 answers). A key sent for
+    another kind of version is not needed and not checked (B2 documents the headers as
+    required for SSE-C files; it does not say they are refused for others)."""
     if stored.mode != SSE_C:
         return
     if given is None or given.mode != SSE_C:

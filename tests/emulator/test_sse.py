@@ -118,6 +118,10 @@ def test_sse_c_raw(raw: Raw, bucket: str) -> None:
         assert (r.status_code, r.content) == (200, b"customer data")
         assert r.headers["x-bz-server-side-encryption-customer-algorithm"] == "AES256"
         assert r.headers["x-bz-server-side-encryption-customer-key-md5"] == md5
+    head = raw.http.head(f"{raw.realm}/file/{name_of(raw, bucket)}/c.bin",
+                         headers={"Authorization": raw.token})  # fmt: skip
+    assert (head.status_code, head.headers["x-bz-server-side-encryption-customer-key-md5"]) == (
+        200, md5)  # fmt: skip
     assert raw.call("b2_get_file_info", fileId=f["fileId"])["serverSideEncryption"] == c_shape
     assert raw.names(bucket)["files"][0]["serverSideEncryption"] == c_shape
     # copies need the source key; the copy has its own
