@@ -3,7 +3,8 @@
 ``from b2fs.b2 import B2Client``. Modules: ``client`` (B2Client), ``core`` (session,
 authorization, retries, upload URLs), ``calls`` (JSON calls), ``uploads``,
 ``downloads``, ``models`` (result dataclasses), ``errors`` (typed errors),
-``options``, ``events``, ``sources`` (upload sources), ``wire`` (encodings),
+``options``, ``events``, ``sources`` (upload sources), ``sse`` (server-side
+encryption settings), ``wire`` (encodings),
 ``throttle`` (bandwidth limit). It knows nothing of filesystems; the mount's
 layers sit on it.
 """
@@ -22,6 +23,7 @@ from b2fs.b2.models import (
     DownloadAuthorization,
     DownloadedFile,
     FileIdAndName,
+    FileRetention,
     FileVersion,
     LargeFileUploadState,
     NewApplicationKey,
@@ -30,6 +32,7 @@ from b2fs.b2.models import (
 )
 from b2fs.b2.options import RetryPolicy, Timeouts, TransferOptions
 from b2fs.b2.sources import BytesSource, PathSource, UploadSource
+from b2fs.b2.sse import ServerSideEncryption
 
 __all__ = [
     "PRODUCTION_REALM",
@@ -46,12 +49,14 @@ __all__ = [
     "DownloadStream",
     "DownloadedFile",
     "FileIdAndName",
+    "FileRetention",
     "FileVersion",
     "LargeFileUploadState",
     "NewApplicationKey",
     "Part",
     "PathSource",
     "RetryPolicy",
+    "ServerSideEncryption",
     "Timeouts",
     "TransferOptions",
     "UploadSource",

@@ -19,10 +19,12 @@ from b2fs.b2.models import (
     Bucket,
     DownloadAuthorization,
     FileIdAndName,
+    FileRetention,
     FileVersion,
     NewApplicationKey,
     Part,
 )
+from b2fs.b2.sse import ServerSideEncryption
 from b2fs.b2.wire import file_info_with_mtime
 
 # How far back (ms, server clock) a version may date and still be "ours" when a
@@ -32,6 +34,18 @@ RECOVERY_SLACK_MS = 2000
 
 def _range(r: tuple[int, int] | None) -> str | None:
     return None if r is None else f"bytes={r[0]}-{r[1]}"
+
+
+def _json(sse: ServerSideEncryption | None) -> dict[str, Any] | None:
+    return None if sse is None else sse.json()
+
+
+def _lock(retention: FileRetention | None, legal_hold: bool | None) -> dict[str, Any]:
+    """``fileRetention`` / ``legalHold`` of a JSON call (None values are left out)."""
+    return {
+        "fileRetention": None if retention is None else retention.to_json(),
+        "legalHold": None if legal_hold is None else ("on" if legal_hold else "off"),
+    }
 
 
 class Calls(Core):
@@ -46,6 +60,7 @@ class Calls(Core):
         lifecycle_rules: Sequence[Mapping[str, Any]] | None = None,
         file_lock_enabled: bool | None = None,
         default_server_side_encryption: Mapping[str, Any] | None = None,
+        replication_configuration: Mapping[str, Any] | None = None,
     ) -> Bucket:
         d = await self.call(
             "b2_create_bucket",
@@ -58,6 +73,7 @@ class Calls(Core):
                 "lifecycleRules": lifecycle_rules,
                 "fileLockEnabled": file_lock_enabled,
                 "defaultServerSideEncryption": default_server_side_encryption,
+                "replicationConfiguration": replication_configuration,
             },
         )
         return Bucket.from_json(d)
@@ -113,10 +129,12 @@ class Calls(Core):
         lifecycle_rules: Sequence[Mapping[str, Any]] | None = None,
         default_server_side_encryption: Mapping[str, Any] | None = None,
         default_retention: Mapping[str, Any] | None = None,
+        file_lock_enabled: bool | None = None,
+        replication_configuration: Mapping[str, Any] | None = None,
         if_revision_is: int | None = None,
     ) -> Bucket:
         """Change what is given; ``if_revision_is`` makes it fail with ``Conflict`` when
-        the bucket changed since that revision."""
+        the bucket changed since that revision. Object Lock can be turned on, never off."""
         d = await self.call(
             "b2_update_bucket",
             {
@@ -128,6 +146,8 @@ class Calls(Core):
                 "lifecycleRules": lifecycle_rules,
                 "defaultServerSideEncryption": default_server_side_encryption,
                 "defaultRetention": default_retention,
+                "fileLockEnabled": file_lock_enabled,
+                "replicationConfiguration": replication_configuration,
                 "ifRevisionIs": if_revision_is,
             },
         )
@@ -138,6 +158,21 @@ class Calls(Core):
             "b2_delete_bucket", {"accountId": await self._account_id(), "bucketId": bucket_id}
         )
         return Bucket.from_json(d)
+
+    async def get_bucket_notification_rules(self, bucket_id: str) -> list[dict[str, Any]]:
+        """The bucket's event notification rules (B2's JSON, sorted by name)."""
+        d = await self.call("b2_get_bucket_notification_rules", {"bucketId": bucket_id})
+        return list(d["eventNotificationRules"])
+
+    async def set_bucket_notification_rules(
+        self, bucket_id: str, rules: Sequence[Mapping[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Replace the bucket's event notification rules; returns them as B2 keeps them."""
+        d = await self.call(
+            "b2_set_bucket_notification_rules",
+            {"bucketId": bucket_id, "eventNotificationRules": [dict(r) for r in rules]},
+        )
+        return list(d["eventNotificationRules"])
 
     # -- listings ------------------------------------------------------------------------
     async def list_file_names_page(
@@ -301,6 +336,35 @@ class Calls(Core):
             if f.file_id
         ]
 
+    async def update_file_retention(
+        self,
+        file_id: str,
+        file_name: str,
+        retention: FileRetention,
+        *,
+        bypass_governance: bool = False,
+    ) -> FileRetention:
+        """Set a version's Object Lock retention (``FileRetention(None)`` removes it);
+        shortening governance needs ``bypass_governance`` (``AccessDenied`` otherwise)."""
+        d = await self.call(
+            "b2_update_file_retention",
+            {
+                "fileId": file_id,
+                "fileName": file_name,
+                "fileRetention": retention.to_json(),
+                "bypassGovernance": bypass_governance or None,
+            },
+        )
+        return FileRetention.from_json(d["fileRetention"]) or retention
+
+    async def update_file_legal_hold(self, file_id: str, file_name: str, on: bool) -> str:
+        """Put a legal hold on a version, or lift it; returns "on" or "off"."""
+        d = await self.call(
+            "b2_update_file_legal_hold",
+            {"fileId": file_id, "fileName": file_name, "legalHold": "on" if on else "off"},
+        )
+        return str(d["legalHold"])
+
     async def copy_file(
         self,
         source_file_id: str,
@@ -311,12 +375,21 @@ class Calls(Core):
         content_type: str | None = None,
         file_info: Mapping[str, str] | None = None,
         mtime_millis: int | None = None,
+        server_side_encryption: ServerSideEncryption | None = None,
+        source_server_side_encryption: ServerSideEncryption | None = None,
+        file_retention: FileRetention | None = None,
+        legal_hold: bool | None = None,
     ) -> FileVersion:
         """Server-side copy (source ≤ 5 GB; above, use ``copy_part``). Metadata is kept
         unless ``content_type``, ``file_info`` or ``mtime_millis`` is given: then it is
         replaced, all of it (B2's REPLACE); a content type not given is the source's
-        (one ``b2_get_file_info`` to learn it). ``range`` is inclusive."""
+        (one ``b2_get_file_info`` to learn it). ``range`` is inclusive. The copy is
+        encrypted with ``server_side_encryption`` (default: the client's); an SSE-C
+        source needs its key (``source_server_side_encryption``, default: the
+        client's SSE-C key)."""
         replace = content_type is not None or file_info is not None or mtime_millis is not None
+        destination_sse = self._sse(server_side_encryption)
+        source_key = self._read_key(source_server_side_encryption)
         if replace and content_type is None:
             content_type = (await self.get_file_info(source_file_id)).content_type
         since = self.server_time_millis() - RECOVERY_SLACK_MS
@@ -345,6 +418,9 @@ class Calls(Core):
                 "metadataDirective": "REPLACE" if replace else "COPY",
                 "contentType": (content_type or "b2/x-auto") if replace else None,
                 "fileInfo": file_info_with_mtime(file_info, mtime_millis) if replace else None,
+                "destinationServerSideEncryption": _json(destination_sse),
+                "sourceServerSideEncryption": _json(source_key),
+                **_lock(file_retention, legal_hold),
             },
             recover=recover,
         )
@@ -359,9 +435,16 @@ class Calls(Core):
         content_type: str | None = None,
         file_info: Mapping[str, str] | None = None,
         mtime_millis: int | None = None,
+        server_side_encryption: ServerSideEncryption | None = None,
+        file_retention: FileRetention | None = None,
+        legal_hold: bool | None = None,
+        custom_upload_timestamp: int | None = None,
     ) -> FileVersion:
-        """Begin a large file (action "start"); its ``file_id`` names it from now on."""
+        """Begin a large file (action "start"); its ``file_id`` names it from now on. Its
+        encryption (default: the client's) is fixed here; the parts of an SSE-C large file
+        carry the same key (``upload_part``, ``copy_part``)."""
         info = file_info_with_mtime(file_info, mtime_millis)
+        sse = self._sse(server_side_encryption)
         since = self.server_time_millis() - RECOVERY_SLACK_MS
 
         async def recover() -> FileVersion | None:
@@ -377,6 +460,9 @@ class Calls(Core):
                 "fileName": file_name,
                 "contentType": content_type or "b2/x-auto",
                 "fileInfo": info,
+                "serverSideEncryption": _json(sse),
+                "customUploadTimestamp": custom_upload_timestamp,
+                **_lock(file_retention, legal_hold),
             },
             recover=recover,
         )
@@ -478,9 +564,13 @@ class Calls(Core):
         large_file_id: str,
         part_number: int,
         range: tuple[int, int] | None = None,  # noqa: A002 (B2's name)
+        *,
+        server_side_encryption: ServerSideEncryption | None = None,
+        source_server_side_encryption: ServerSideEncryption | None = None,
     ) -> Part:
         """Make part ``part_number`` from (a range of) an existing file, server-side.
-        Idempotent: copying the same part number again replaces the part."""
+        Idempotent: copying the same part number again replaces the part. The SSE-C key
+        of the large file and that of the source default to the client's."""
         d = await self.call(
             "b2_copy_part",
             {
@@ -488,6 +578,8 @@ class Calls(Core):
                 "largeFileId": large_file_id,
                 "partNumber": part_number,
                 "range": _range(range),
+                "destinationServerSideEncryption": _json(self._read_key(server_side_encryption)),
+                "sourceServerSideEncryption": _json(self._read_key(source_server_side_encryption)),
             },
         )
         return Part.from_json(d)

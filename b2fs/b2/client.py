@@ -18,5 +18,7 @@ class B2Client(Uploads, Downloads):
     timeouts=Timeouts(), transfer=TransferOptions(), http2=False, proxy=None,
     verify=True, ca_bundle=None, client_cert=None, upload_limit=None,
     download_limit=None, max_connections=64, user_agent=None, on_event=None,
-    api_version="v4")``; use it as ``async with B2Client(...) as client:``.
+    api_version="v4", server_side_encryption=None)``; use it as ``async with
+    B2Client(...) as client:``. ``server_side_encryption`` (a ``ServerSideEncryption``)
+    is the default of every upload, copy and download.
     """

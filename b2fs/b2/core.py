@@ -39,6 +39,7 @@ from b2fs.b2.errors import (
 from b2fs.b2.events import ClientEvent, ClientStats
 from b2fs.b2.models import Account, UploadUrl
 from b2fs.b2.options import RetryPolicy, Timeouts, TransferOptions
+from b2fs.b2.sse import ServerSideEncryption
 from b2fs.b2.throttle import Throttle
 
 log = logging.getLogger("b2fs.b2")
@@ -83,6 +84,7 @@ class Core:
         max_connections: int = 64,
         user_agent: str | None = None,
         on_event: Callable[[ClientEvent], None] | None = None,
+        server_side_encryption: ServerSideEncryption | None = None,
     ) -> None:
         self._key_id = key_id
         self._key = key
@@ -92,6 +94,8 @@ class Core:
         self.timeouts = timeouts or Timeouts()
         self.transfer = transfer or TransferOptions()
         self.on_event = on_event
+        # the default of every upload, copy and download (an SSE-C key goes with reads too)
+        self.sse = server_side_encryption
         self.stats = ClientStats()
         self._http_args: dict[str, Any] = {
             "http2": http2,
@@ -112,6 +116,15 @@ class Core:
 
     def __repr__(self) -> str:
         return f"<B2Client key_id={self._key_id!r} realm={self.realm!r}>"
+
+    def _sse(self, given: ServerSideEncryption | None) -> ServerSideEncryption | None:
+        """The encryption of a write: the one given, else the client's default."""
+        return given if given is not None else self.sse
+
+    def _read_key(self, given: ServerSideEncryption | None) -> ServerSideEncryption | None:
+        """The SSE-C key a read sends: the one given, else the client's default (if SSE-C)."""
+        sse = self._sse(given)
+        return sse if sse is not None and sse.is_customer else None
 
     # -- lifecycle --------------------------------------------------------------------------
     async def __aenter__(self) -> Self:
@@ -322,7 +335,7 @@ class Core:
 
         try:
             resp = await self._retry(call, attempt)
-        except InvalidAuthToken as e:
+        except Unauthorized as e:  # B2: 401 unauthorized, with an empty message
             raise Unauthorized(
                 "the application key id or key was refused", status=e.status, code=e.code, call=call
             ) from None

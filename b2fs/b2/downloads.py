@@ -31,6 +31,7 @@ from b2fs.b2.errors import (
 )
 from b2fs.b2.events import ClientEvent
 from b2fs.b2.models import DownloadAuthorization, DownloadedFile
+from b2fs.b2.sse import ServerSideEncryption
 from b2fs.b2.wire import downloaded_file, encode, parse_content_range
 
 Progress = Callable[[int, int | None], None]
@@ -69,6 +70,7 @@ class DownloadStream:
         progress: Progress | None,
         offset: int = 0,
         hasher: Any = None,
+        key: ServerSideEncryption | None = None,
     ) -> None:
         if (file_id is None) == (bucket_name is None or file_name is None):
             raise ValueError("give file_id, or bucket_name and file_name")
@@ -79,6 +81,7 @@ class DownloadStream:
         if self._start < 0 or (self._end is not None and self._end < self._start):
             raise ValueError(f"bad range {range!r}")
         self._token = _token(authorization)
+        self._key = key  # an SSE-C key: sent with every (re)open
         self._progress = progress
         self._resp: httpx.Response | None = None
         self._skip = 0  # bytes to drop at the head of a 200 that ignored our Range
@@ -115,6 +118,8 @@ class DownloadStream:
             params = None
         first = self._start + self._received
         headers = {"Authorization": self._token or account.authorization_token}
+        if self._key is not None:
+            headers |= self._key.read_headers()
         if first > 0 or self._end is not None:
             headers["Range"] = f"bytes={first}-{'' if self._end is None else self._end}"
         resp = await client._request(
@@ -259,12 +264,14 @@ class Downloads(Calls):
         progress: Progress | None = None,
         offset: int = 0,
         hasher: Any = None,
+        server_side_encryption: ServerSideEncryption | None = None,
     ) -> AsyncIterator[DownloadStream]:
         """Open a download (by ``file_id``, or ``bucket_name`` + ``file_name``), of the
         whole file or of ``range`` = (first, last) inclusive bytes (last None: to the
         end). ``authorization``: a download authorization instead of the account token.
         ``offset``: resume, skipping that many bytes of the range (the caller has them;
         ``hasher``, a ``hashlib.sha1()`` fed with them, keeps the whole-file check).
+        ``server_side_encryption``: the SSE-C key of the file (default: the client's).
         """
         stream = DownloadStream(
             self,
@@ -276,6 +283,7 @@ class Downloads(Calls):
             progress=progress,
             offset=offset,
             hasher=hasher,
+            key=self._read_key(server_side_encryption),
         )
         try:
             await stream._open()
@@ -285,12 +293,21 @@ class Downloads(Calls):
                 await stream.aclose()
 
     async def download_range(
-        self, file_id: str, start: int, end_inclusive: int, *, progress: Progress | None = None
+        self,
+        file_id: str,
+        start: int,
+        end_inclusive: int,
+        *,
+        progress: Progress | None = None,
+        server_side_encryption: ServerSideEncryption | None = None,
     ) -> bytes:
         """Bytes ``start..end_inclusive`` of a file version, in one ranged GET (fewer
         only when the file ends sooner; ``RangeNotSatisfiable`` past the end)."""
         async with self.download_stream(
-            file_id=file_id, range=(start, end_inclusive), progress=progress
+            file_id=file_id,
+            range=(start, end_inclusive),
+            progress=progress,
+            server_side_encryption=server_side_encryption,
         ) as s:
             return await s.read_all()
 
@@ -302,6 +319,7 @@ class Downloads(Calls):
         file_name: str | None = None,
         authorization: Authorization = None,
         progress: Progress | None = None,
+        server_side_encryption: ServerSideEncryption | None = None,
     ) -> bytes:
         """A whole file in memory, SHA-1 checked."""
         async with self.download_stream(
@@ -310,6 +328,7 @@ class Downloads(Calls):
             file_name=file_name,
             authorization=authorization,
             progress=progress,
+            server_side_encryption=server_side_encryption,
         ) as s:
             return await s.read_all()
 
@@ -324,6 +343,7 @@ class Downloads(Calls):
         authorization: Authorization = None,
         progress: Progress | None = None,
         resume: bool = True,
+        server_side_encryption: ServerSideEncryption | None = None,
     ) -> DownloadedFile:
         """Download to ``path``. Bytes go to a hidden ``.<name>.<id>.b2fs-part`` beside it,
         renamed to ``path`` once complete (and SHA-1 checked for a whole file). A
@@ -334,7 +354,11 @@ class Downloads(Calls):
         if file_id is None and resume and any(path.parent.glob(pattern)):
             # an earlier attempt left a partial file: find which version it belongs to
             assert bucket_name is not None and file_name is not None
-            file_id = (await self.get_file_info_by_name(bucket_name, file_name)).file_id
+            file_id = (
+                await self.get_file_info_by_name(
+                    bucket_name, file_name, server_side_encryption=server_side_encryption
+                )
+            ).file_id
         partial = (
             path.with_name(f".{path.name}.{_tag(file_id, range)}.b2fs-part") if file_id else None
         )
@@ -347,7 +371,7 @@ class Downloads(Calls):
         try:
             return await self._download_to(
                 path, partial, have, hasher, file_id, bucket_name, file_name, range,
-                authorization, progress, resume,
+                authorization, progress, resume, server_side_encryption,
             )  # fmt: skip
         except RangeNotSatisfiable:
             if not have:
@@ -357,7 +381,7 @@ class Downloads(Calls):
         partial.unlink(missing_ok=True)
         return await self._download_to(
             path, partial, 0, None, file_id, bucket_name, file_name, range,
-            authorization, progress, resume,
+            authorization, progress, resume, server_side_encryption,
         )  # fmt: skip
 
     async def _download_to(
@@ -373,6 +397,7 @@ class Downloads(Calls):
         authorization: Authorization,
         progress: Progress | None,
         resume: bool,
+        server_side_encryption: ServerSideEncryption | None,
     ) -> DownloadedFile:
         async with self.download_stream(
             file_id=file_id,
@@ -383,6 +408,7 @@ class Downloads(Calls):
             progress=progress,
             offset=have,
             hasher=hasher,
+            server_side_encryption=server_side_encryption,
         ) as stream:
             assert stream.file is not None
             if partial is None:
@@ -412,19 +438,26 @@ class Downloads(Calls):
                 stale.unlink(missing_ok=True)  # partials of other versions
             return stream.file
 
-    async def get_file_info_by_name(self, bucket_name: str, file_name: str) -> DownloadedFile:
-        """What B2 knows of the newest version of a name (a HEAD request; no body)."""
+    async def get_file_info_by_name(
+        self,
+        bucket_name: str,
+        file_name: str,
+        *,
+        server_side_encryption: ServerSideEncryption | None = None,
+    ) -> DownloadedFile:
+        """What B2 knows of the newest version of a name (a HEAD request; no body). An
+        SSE-C file needs its key (default: the client's)."""
         call = "b2_download_file_by_name"
+        key = self._read_key(server_side_encryption)
 
         async def attempt() -> httpx.Response:
             account = await self._authorized()
             url = f"{account.download_url}/file/{encode(bucket_name)}/{encode(file_name)}"
+            headers = {"Authorization": account.authorization_token}
+            if key is not None:
+                headers |= key.read_headers()
             return await self._request(
-                call,
-                "HEAD",
-                url,
-                headers={"Authorization": account.authorization_token},
-                auth_generation=self._auth_generation,
+                call, "HEAD", url, headers=headers, auth_generation=self._auth_generation
             )
 
         resp = await self._retry(call, attempt)

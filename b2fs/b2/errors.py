@@ -106,7 +106,20 @@ class AuthTokenLimit(BadRequest):
 
 
 class FileLockError(BadRequest):
+    """Object Lock refuses the request: it cannot be turned off, the bucket has none
+    (``bucket_missing_file_lock``), or the bucket is a replication source."""
+
     default_code = "file_lock_conflict"
+
+
+class RetentionInThePast(BadRequest):
+    default_code = "retain_until_timestamp_must_be_in_future"
+
+
+class CustomTimestampNotAllowed(BadRequest):
+    """The account may not set upload timestamps (B2 enables it on request)."""
+
+    default_code = "custom_timestamp_not_allowed"
 
 
 # -- 401 ------------------------------------------------------------------------------------
@@ -132,6 +145,9 @@ class ExpiredAuthToken(InvalidAuthToken):
 
 # -- 403: account caps ----------------------------------------------------------------------
 class AccessDenied(B2Error):
+    """Refused for this key and these parameters: a wrong SSE-C key, a retention change or
+    a delete that Object Lock forbids, an account cap (subclasses)."""
+
     default_code = "access_denied"
 
 
@@ -251,6 +267,8 @@ _BY_CODE: dict[str, type[B2Error]] = {
         SourceTooLarge,
         AuthTokenLimit,
         FileLockError,
+        RetentionInThePast,
+        CustomTimestampNotAllowed,
         Unauthorized,
         BadAuthToken,
         ExpiredAuthToken,
@@ -269,6 +287,7 @@ _BY_CODE: dict[str, type[B2Error]] = {
     )
 }
 _BY_CODE["bucket_missing_file_lock"] = FileLockError
+_BY_CODE["source_replication_conflict"] = FileLockError
 
 _BY_STATUS: dict[int, type[B2Error]] = {
     400: BadRequest,

@@ -17,6 +17,40 @@ SRC_LAST_MODIFIED = "src_last_modified_millis"
 
 
 @dataclass(frozen=True)
+class FileRetention:
+    """Object Lock retention of a file version: ``mode`` "governance" or "compliance"
+    (None: none) until ``retain_until`` (ms since 1970)."""
+
+    mode: str | None
+    retain_until: int | None = None
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any] | None) -> FileRetention | None:
+        if not d:
+            return None
+        return cls(d.get("mode"), d.get("retainUntilTimestamp"))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"mode": self.mode, "retainUntilTimestamp": self.retain_until}
+
+
+def _readable(d: dict[str, Any], key: str) -> Any:
+    """The value of B2's ``{"isClientAuthorizedToRead", "value"}`` wrappers (None when the
+    key may not read it or it is absent)."""
+    wrapped = d.get(key)
+    if not isinstance(wrapped, dict) or not wrapped.get("isClientAuthorizedToRead", True):
+        return None
+    return wrapped.get("value")
+
+
+def _sse_of(d: dict[str, Any] | None) -> tuple[str | None, str | None]:
+    """(mode, customer key MD5) of a ``serverSideEncryption`` answer."""
+    d = d or {}
+    mode = d.get("mode")
+    return (None if mode in (None, "none") else mode), d.get("customerKeyMd5")
+
+
+@dataclass(frozen=True)
 class AllowedBucket:
     bucket_id: str
     bucket_name: str | None
@@ -83,6 +117,7 @@ class Bucket:
     default_server_side_encryption: dict[str, Any] | None
     file_lock_configuration: dict[str, Any] | None
     raw: dict[str, Any] = field(repr=False, compare=False)
+    replication_configuration: dict[str, Any] | None = None
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Bucket:
@@ -99,10 +134,32 @@ class Bucket:
             default_server_side_encryption=d.get("defaultServerSideEncryption"),
             file_lock_configuration=d.get("fileLockConfiguration"),
             raw=d,
+            replication_configuration=d.get("replicationConfiguration"),
         )
 
     def to_json(self) -> dict[str, Any]:
         return self.raw
+
+    @property
+    def default_encryption_mode(self) -> str | None:
+        """ "SSE-B2" when new files are encrypted by default (None: not, or not readable)."""
+        return _sse_of(_readable(self.raw, "defaultServerSideEncryption"))[0]
+
+    @property
+    def is_file_lock_enabled(self) -> bool | None:
+        lock = _readable(self.raw, "fileLockConfiguration")
+        return None if lock is None else bool(lock.get("isFileLockEnabled"))
+
+    @property
+    def default_retention(self) -> dict[str, Any] | None:
+        lock = _readable(self.raw, "fileLockConfiguration")
+        return None if lock is None else lock.get("defaultRetention")
+
+    @property
+    def replication(self) -> dict[str, Any] | None:
+        """``asReplicationSource`` / ``asReplicationDestination`` (None when none or not
+        readable)."""
+        return _readable(self.raw, "replicationConfiguration")
 
 
 @dataclass(frozen=True)
@@ -112,6 +169,10 @@ class FileVersion:
     ``action``: upload | hide | start | folder | copy. Folders have no ``file_id``.
     ``content_sha1`` is B2's raw field ("none" for large files, "unverified:<hex>"
     for do_not_verify uploads); ``sha1`` is the best known hex digest or None.
+    ``encryption_mode`` is "SSE-B2", "SSE-C" or None (``customer_key_md5`` names the
+    SSE-C key); ``file_retention`` and ``legal_hold`` ("on"/"off") are None when unset
+    or not readable by the key; ``replication_status`` is pending, completed, failed,
+    replica or None.
     """
 
     file_id: str | None
@@ -126,9 +187,16 @@ class FileVersion:
     account_id: str | None = None
     content_md5: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    encryption_mode: str | None = None
+    customer_key_md5: str | None = None
+    file_retention: FileRetention | None = None
+    legal_hold: str | None = None
+    replication_status: str | None = None
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> FileVersion:
+        mode, md5 = _sse_of(d.get("serverSideEncryption"))
+        retention = FileRetention.from_json(_readable(d, "fileRetention"))
         return cls(
             file_id=d.get("fileId"),
             file_name=d["fileName"],
@@ -142,6 +210,11 @@ class FileVersion:
             account_id=d.get("accountId"),
             content_md5=d.get("contentMd5"),
             raw=d,
+            encryption_mode=mode,
+            customer_key_md5=md5,
+            file_retention=retention if retention and retention.mode else None,
+            legal_hold=_readable(d, "legalHold"),
+            replication_status=d.get("replicationStatus"),
         )
 
     @property
@@ -312,6 +385,11 @@ class DownloadedFile:
     upload_timestamp: int
     range_start: int  # first byte served
     range_end: int  # last byte served (inclusive); -1 for an empty file
+    encryption_mode: str | None = None  # "SSE-B2", "SSE-C" or None
+    customer_key_md5: str | None = None
+    file_retention: FileRetention | None = None  # lock-enabled buckets, keys that may read it
+    legal_hold: str | None = None
+    replication_status: str | None = None
 
     @property
     def sha1(self) -> str | None:

@@ -16,6 +16,7 @@ import inspect
 import math
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -23,8 +24,9 @@ import anyio.abc
 
 from b2fs.b2.calls import Calls
 from b2fs.b2.errors import B2Error, BadRequest, NotFound, SourceError
-from b2fs.b2.models import LARGE_FILE_SHA1, FileVersion, LargeFileUploadState, Part
+from b2fs.b2.models import LARGE_FILE_SHA1, FileRetention, FileVersion, LargeFileUploadState, Part
 from b2fs.b2.sources import BytesSource, PathSource, StreamReader, UploadSource, as_source
+from b2fs.b2.sse import ServerSideEncryption
 from b2fs.b2.wire import file_info_with_mtime, upload_headers
 
 MAX_SMALL_FILE = 5_000_000_000
@@ -117,6 +119,10 @@ class Uploads(Calls):
         concurrency: int | None = None,
         resume: LargeFileUploadState | None = None,
         on_state: StateCallback | None = None,
+        server_side_encryption: ServerSideEncryption | None = None,
+        file_retention: FileRetention | None = None,
+        legal_hold: bool | None = None,
+        custom_upload_timestamp: int | None = None,
     ) -> FileVersion:
         """Upload ``data`` (bytes, a path, an ``UploadSource`` or an async iterable of
         bytes) as ``file_name``; a large file when its size reaches the threshold.
@@ -126,8 +132,13 @@ class Uploads(Calls):
         while sending). ``resume``: a state saved from ``on_state`` to continue a large
         upload. ``on_state`` (sync or async) is called after the large file starts and
         after each part; without it, a failed large upload is cancelled on B2.
+        ``server_side_encryption`` defaults to the client's (resuming an SSE-C upload
+        needs the same key); ``file_retention``/``legal_hold`` need an Object Lock
+        bucket; ``custom_upload_timestamp`` (ms) an account that allows it.
         """
         source = as_source(data)
+        extras = _Extras(self._sse(server_side_encryption), file_retention, legal_hold,
+                         custom_upload_timestamp)  # fmt: skip
         try:
             return await self._upload(
                 bucket_id,
@@ -144,6 +155,7 @@ class Uploads(Calls):
                 concurrency=concurrency or self.transfer.concurrency,
                 resume=resume,
                 on_state=on_state,
+                extras=extras,
             )
         finally:
             if isinstance(source, PathSource) and source is not data:
@@ -200,6 +212,7 @@ class Uploads(Calls):
         concurrency: int,
         resume: LargeFileUploadState | None,
         on_state: StateCallback | None,
+        extras: _Extras,
     ) -> FileVersion:
         if isinstance(source, StreamReader):
             if resume is not None:
@@ -217,17 +230,18 @@ class Uploads(Calls):
                         file_info,
                         sha1,
                         progress,
+                        extras,
                     )
                 source = _Prefetched(first, source)
             return await self._upload_large(
                 bucket_id, file_name, source, size, part, content_type, file_info,
-                large_file_sha1 or sha1, progress, concurrency, resume, on_state,
+                large_file_sha1 or sha1, progress, concurrency, resume, on_state, extras,
             )  # fmt: skip
         if resume is None and not await self._is_large(source.size, threshold):
             if sha1 is None and isinstance(source, BytesSource):
                 sha1 = await source.sha1()
             return await self._upload_small(
-                bucket_id, file_name, source, content_type, file_info, sha1, progress
+                bucket_id, file_name, source, content_type, file_info, sha1, progress, extras
             )
         # B2 keeps no SHA-1 of a large file: store one so whole downloads can be checked
         hashable = isinstance(source, BytesSource) or (
@@ -238,7 +252,7 @@ class Uploads(Calls):
         part = resume.part_size if resume else await self._part_size(source.size, part_size)
         return await self._upload_large(
             bucket_id, file_name, source, source.size, part, content_type, file_info,
-            large_file_sha1 or sha1, progress, concurrency, resume, on_state,
+            large_file_sha1 or sha1, progress, concurrency, resume, on_state, extras,
         )  # fmt: skip
 
     # -- small files ------------------------------------------------------------------------------
@@ -251,6 +265,7 @@ class Uploads(Calls):
         file_info: dict[str, str],
         sha1: str | None,
         progress: Progress | None,
+        extras: _Extras,
     ) -> FileVersion:
         prog = _Progress(progress, source.size)
 
@@ -263,6 +278,10 @@ class Uploads(Calls):
                 file_name=file_name,
                 content_type=content_type,
                 file_info=file_info,
+                sse=extras.sse,
+                file_retention=extras.file_retention,
+                legal_hold=extras.legal_hold,
+                custom_upload_timestamp=extras.custom_upload_timestamp,
             )
             try:
                 return await self._post_upload("b2_upload_file", bucket_id, headers, body)
@@ -283,15 +302,18 @@ class Uploads(Calls):
         length: int | None = None,
         sha1: str | None = None,
         progress: Progress | None = None,
+        server_side_encryption: ServerSideEncryption | None = None,
     ) -> Part:
         """Upload one part (``length`` bytes of ``data`` from ``offset``; all by default),
         on a pooled part URL, retried on a fresh URL after a failure. Uploading a part
-        number again replaces that part. Returns the part with its SHA-1 for finish."""
+        number again replaces that part. Returns the part with its SHA-1 for finish.
+        A part of an SSE-C large file carries its key (default: the client's)."""
         source = data if isinstance(data, UploadSource) else BytesSource(data)
         length = source.size - offset if length is None else length
         return await self._upload_part(
-            large_file_id, part_number, source, offset, length, sha1, _Progress(progress, length)
-        )
+            large_file_id, part_number, source, offset, length, sha1, _Progress(progress, length),
+            self._read_key(server_side_encryption),
+        )  # fmt: skip
 
     async def _upload_part(
         self,
@@ -302,10 +324,13 @@ class Uploads(Calls):
         length: int,
         sha1: str | None,
         prog: _Progress,
+        sse: ServerSideEncryption | None,
     ) -> Part:
         async def attempt() -> Part:
             body = _Body(self, source, offset, length, sha1, prog)
-            headers = lambda token: upload_headers(token, length, sha1, part_number=part_number)  # noqa: E731
+            headers = lambda token: upload_headers(  # noqa: E731
+                token, length, sha1, part_number=part_number, sse=sse
+            )
             try:
                 d = await self._post_upload("b2_upload_part", file_id, headers, body)
             except BaseException:
@@ -333,7 +358,9 @@ class Uploads(Calls):
         concurrency: int,
         resume: LargeFileUploadState | None,
         on_state: StateCallback | None,
+        extras: _Extras,
     ) -> FileVersion:
+        part_key = extras.sse if extras.sse is not None and extras.sse.is_customer else None
         if resume is not None:
             state = resume.copy()
             if (state.bucket_id, state.file_name) != (bucket_id, file_name):
@@ -347,7 +374,14 @@ class Uploads(Calls):
             if large_file_sha1:
                 file_info = {**file_info, LARGE_FILE_SHA1: large_file_sha1}
             started = await self.start_large_file(
-                bucket_id, file_name, content_type=content_type, file_info=file_info
+                bucket_id,
+                file_name,
+                content_type=content_type,
+                file_info=file_info,
+                server_side_encryption=extras.sse,
+                file_retention=extras.file_retention,
+                legal_hold=extras.legal_hold,
+                custom_upload_timestamp=extras.custom_upload_timestamp,
             )
             assert started.file_id is not None
             state = LargeFileUploadState(started.file_id, bucket_id, file_name, size, part_size)
@@ -362,7 +396,9 @@ class Uploads(Calls):
 
         async def one_part(n: int, src: UploadSource, offset: int, length: int) -> None:
             try:
-                part = await self._upload_part(state.file_id, n, src, offset, length, None, prog)
+                part = await self._upload_part(
+                    state.file_id, n, src, offset, length, None, prog, part_key
+                )
                 async with lock:
                     state.parts[n] = part.sha1
                     await report()
@@ -443,6 +479,16 @@ class Uploads(Calls):
             raise
         state.parts = {n: s for n, s in state.parts.items() if on_b2.get(n) == s}
         return None
+
+
+@dataclass(frozen=True)
+class _Extras:
+    """What an upload asks of B2 beyond the content: encryption, Object Lock, upload time."""
+
+    sse: ServerSideEncryption | None = None
+    file_retention: FileRetention | None = None
+    legal_hold: bool | None = None
+    custom_upload_timestamp: int | None = None
 
 
 @contextlib.asynccontextmanager

@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from urllib.parse import quote, unquote_plus
 
 from b2fs.b2.errors import UnexpectedResponse
-from b2fs.b2.models import SRC_LAST_MODIFIED, DownloadedFile
+from b2fs.b2.models import SRC_LAST_MODIFIED, DownloadedFile, FileRetention
+from b2fs.b2.sse import ServerSideEncryption
 
 INFO_PREFIX = "x-bz-info-"
 HEX_DIGITS_AT_END = "hex_digits_at_end"
@@ -45,9 +46,14 @@ def upload_headers(
     content_type: str | None = None,
     file_info: Mapping[str, str] | None = None,
     part_number: int | None = None,
+    sse: ServerSideEncryption | None = None,
+    file_retention: FileRetention | None = None,
+    legal_hold: bool | None = None,
+    custom_upload_timestamp: int | None = None,
 ) -> dict[str, str]:
     """Headers of ``b2_upload_file`` (file_name given) or ``b2_upload_part`` (part_number).
-    ``sha1`` None means the 40 hex digits follow the body (``length`` excludes them)."""
+    ``sha1`` None means the 40 hex digits follow the body (``length`` excludes them). A
+    part carries only an SSE-C key (SSE-B2 is named when the large file starts)."""
     headers = {
         "Authorization": token,
         "Content-Length": str(length + (0 if sha1 else 40)),
@@ -60,6 +66,17 @@ def upload_headers(
             headers[f"X-Bz-Info-{k}"] = encode(v)
     if part_number is not None:
         headers["X-Bz-Part-Number"] = str(part_number)
+        if sse is not None:
+            headers |= sse.read_headers()
+    elif sse is not None:
+        headers |= sse.upload_headers()
+    if file_retention is not None and file_retention.mode is not None:
+        headers["X-Bz-File-Retention-Mode"] = file_retention.mode
+        headers["X-Bz-File-Retention-Retain-Until-Timestamp"] = str(file_retention.retain_until)
+    if legal_hold is not None:
+        headers["X-Bz-File-Legal-Hold"] = "on" if legal_hold else "off"
+    if custom_upload_timestamp is not None:
+        headers["X-Bz-Custom-Upload-Timestamp"] = str(int(custom_upload_timestamp))
     return headers
 
 
@@ -80,6 +97,15 @@ def downloaded_file(headers: Mapping[str, str], start: int, end: int, size: int)
         ts = int(headers.get("x-bz-upload-timestamp") or 0)
     except ValueError:
         ts = 0
+    retention = None
+    if headers.get("x-bz-file-retention-mode"):
+        until = headers.get("x-bz-file-retention-retain-until-timestamp", "")
+        retention = FileRetention(
+            headers["x-bz-file-retention-mode"], int(until) if until.isdigit() else None
+        )
+    mode = headers.get("x-bz-server-side-encryption") and "SSE-B2"
+    if headers.get("x-bz-server-side-encryption-customer-algorithm"):
+        mode = "SSE-C"
     return DownloadedFile(
         file_id=headers.get("x-bz-file-id", ""),
         file_name=decode(headers.get("x-bz-file-name", "")),
@@ -90,4 +116,9 @@ def downloaded_file(headers: Mapping[str, str], start: int, end: int, size: int)
         upload_timestamp=ts,
         range_start=start,
         range_end=end,
+        encryption_mode=mode or None,
+        customer_key_md5=headers.get("x-bz-server-side-encryption-customer-key-md5"),
+        file_retention=retention,
+        legal_hold=headers.get("x-bz-file-legal-hold"),
+        replication_status=headers.get("x-bz-replication-status"),
     )

@@ -46,6 +46,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--fault", action="append", type=_fault, default=[], metavar="JSON",
                    help='fault rule, e.g. \'{"call": "b2_upload_part", "kinds": ["503"], "probability": 0.2}\'')  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="seed of the fault RNG (default 0)")
+    p.add_argument("--custom-upload-timestamps", action="store_true",
+                   help="honour X-Bz-Custom-Upload-Timestamp (B2 enables it per account; "
+                   "default: refused with custom_timestamp_not_allowed)")  # fmt: skip
+    p.add_argument("--replication-delay", type=float, default=0.0, metavar="SECONDS",
+                   help="wait this long before replicating new files (default 0)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print one JSON line once listening")
     p.set_defaults(func=run)
 
@@ -60,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("b2fs serve: --key-id and --key go together")
     if args.min_part_size < 1 or args.recommended_part_size < args.min_part_size:
         raise SystemExit("b2fs serve: need 1 <= --min-part-size <= --recommended-part-size")
+    if args.replication_delay < 0:
+        raise SystemExit("b2fs serve: --replication-delay must not be negative")
     try:
         Faults(0, args.fault)
     except Exception as e:
@@ -77,5 +84,7 @@ def run(args: argparse.Namespace) -> int:
             faults=args.fault,
             seed=args.seed,
             json=args.json,
+            custom_upload_timestamps=args.custom_upload_timestamps,
+            replication_delay=args.replication_delay,
         )
     )

@@ -1,9 +1,14 @@
-"""The JSON calls of the B2 native API (everything but authorize, uploads, downloads).
+"""The JSON calls of the B2 native API on files: listings, file info, hide, delete, copy,
+large files, download authorizations and keys (bucket calls are in ``api_buckets``,
+retention and legal hold in ``api_lock``).
 
-``CALLS`` maps a B2 call name to ``async handler(ctx, params) -> dict``. A ``Ctx``
-carries the store, the caller's principal and the API version; handlers check
-capabilities and restrictions through ``auth.Principal.require``, inputs through
-``validate``, and render with ``shapes``. ``app`` routes requests here.
+``CALLS`` maps a B2 call name to ``async handler(ctx, params) -> dict`` (the other
+modules add theirs through ``call``). A ``Ctx`` carries the store, the caller's
+principal, the API version, the server's settings and its background services
+(event notifications, replication); handlers check capabilities and restrictions
+through ``auth.Principal.require``, inputs through ``validate``, encryption through
+``sse``, Object Lock through ``filelock``, and render with ``shapes``. ``app`` routes
+requests here.
 """
 
 from __future__ import annotations
@@ -16,9 +21,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from b2fs.emulator import shapes, transfer, validate
+from b2fs.emulator import filelock, replication, shapes, sse, transfer, validate
 from b2fs.emulator.auth import Auth, Principal
-from b2fs.emulator.errors import BadRequest, Conflict, NotFound, Unauthorized
+from b2fs.emulator.errors import BadRequest, NotFound, Unauthorized
+from b2fs.emulator.notify import Notifier
+from b2fs.emulator.replication import Replicator
 from b2fs.emulator.store import ALL_CAPABILITIES, Row, Store, now_ms
 
 _FILE_ID = re.compile(r"^4_z[0-9a-f]{24}_f[0-9a-f]+_")
@@ -26,19 +33,24 @@ _KEY_NAME = re.compile(r"^[A-Za-z0-9-]{1,100}$")
 
 
 @dataclass
-class Limits:
+class Settings:
+    """What the server's one account is set up with."""
+
     recommended_part_size: int = 100_000_000
     min_part_size: int = 5_000_000
+    custom_upload_timestamps: bool = False  # B2 enables this per account, on request
 
 
 @dataclass
 class Ctx:
     store: Store
     auth: Auth
-    limits: Limits
+    settings: Settings
     version: int
     base_url: str
     token: str | None
+    notifier: Notifier
+    replicator: Replicator
 
     def principal(self) -> Principal:
         return self.auth.account(self.token)
@@ -46,6 +58,13 @@ class Ctx:
     @property
     def account_id(self) -> str:
         return self.store.account_id
+
+    def written(self, bucket: Row, row: Row, event: str) -> None:
+        """A new version is in ``bucket``: notify, and replicate it if it is pending."""
+        size = row["size"] if row["action"] == "upload" else None
+        self.notifier.emit(bucket, event, row["name"], row["file_id"], size)
+        if row["replication"] == replication.PENDING:
+            self.replicator.kick()
 
 
 Handler = Callable[[Ctx, dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -119,103 +138,47 @@ def _json_field(p: dict[str, Any], key: str, kind: type, default: Any) -> Any:
     return value
 
 
-# ---- buckets ------------------------------------------------------------------------
-
-BUCKET_TYPES = ("allPrivate", "allPublic")
-MAX_BUCKETS = 1000  # B2 allows 100 per account; tests sharing one server need more
-
-
-@call
-async def b2_create_bucket(c: Ctx, p: dict[str, Any]) -> dict[str, Any]:
-    pr = c.principal()
-    _check_account(c, p)
-    pr.require("writeBuckets")
-    if pr.bucket_ids is not None:
-        raise Unauthorized("a bucket-restricted key cannot create buckets")
-    name = validate.bucket_name(p.get("bucketName"))
-    btype = p.get("bucketType")
-    if btype not in BUCKET_TYPES:
-        raise BadRequest(f"bucketType must be one of {', '.join(BUCKET_TYPES)}")
-    if c.store.bucket_by_name(name) is not None:
-        raise BadRequest("Bucket name is already in use.", "duplicate_bucket_name")
-    if len(c.store.buckets()) >= MAX_BUCKETS:
-        raise BadRequest(f"Too many buckets (at most {MAX_BUCKETS})", "too_many_buckets")
-    row = c.store.create_bucket(
-        name,
-        btype,
-        _json_field(p, "bucketInfo", dict, {}),
-        _json_field(p, "corsRules", list, []),
-        _json_field(p, "lifecycleRules", list, []),
-        _json_field(p, "defaultServerSideEncryption", dict, {"mode": None}),
-        bool(p.get("fileLockEnabled")),
-    )
-    return shapes.bucket(row, c.account_id)
+def flag(p: dict[str, Any], key: str) -> bool:
+    """A boolean parameter (JSON true, or "true" in a GET query)."""
+    return p.get(key) in (True, "true")
 
 
-@call
-async def b2_list_buckets(c: Ctx, p: dict[str, Any]) -> dict[str, Any]:
-    pr = c.principal()
-    _check_account(c, p)
-    pr.require("listBuckets")
-    bucket_id, bucket_name = p.get("bucketId"), p.get("bucketName")
-    rows = c.store.buckets()
-    if pr.bucket_ids is not None:
-        named = (bucket_id is not None and bucket_id in pr.bucket_ids) or (
-            bucket_name is not None
-            and any(r["name"] == bucket_name and r["bucket_id"] in pr.bucket_ids for r in rows)
+def info_limit(encryption: sse.Sse, bucket: Row) -> int:
+    """B2's limit on name + file info: 7000 bytes, 2048 with SSE or in a lock-enabled bucket."""
+    if encryption.mode is not None or bucket["file_lock"]:
+        return validate.MAX_NAME_AND_INFO_BYTES_SSE
+    return validate.MAX_NAME_AND_INFO_BYTES
+
+
+def custom_timestamp(c: Ctx, value: Any) -> int | None:
+    """``customUploadTimestamp`` (header or JSON): refused unless the account allows it."""
+    if value is None:
+        return None
+    if not c.settings.custom_upload_timestamps:
+        raise BadRequest(
+            "Custom upload timestamps are not enabled for this account",
+            "custom_timestamp_not_allowed",
         )
-        if not named:
-            raise Unauthorized("a bucket-restricted key must name its bucket in b2_list_buckets")
-    types = _json_field(p, "bucketTypes", list, [])
-    out = []
-    for r in rows:
-        if bucket_id is not None and r["bucket_id"] != bucket_id:
-            continue
-        if bucket_name is not None and r["name"] != bucket_name:
-            continue
-        if types and "all" not in types and r["type"] not in types:
-            continue
-        if pr.may_touch_bucket(r["bucket_id"]):
-            out.append(shapes.bucket(r, c.account_id))
-    return {"buckets": out}
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise BadRequest("the custom upload timestamp must be milliseconds since 1970")
+    if value > now_ms():
+        raise BadRequest("the custom upload timestamp must not be in the future")
+    return value
 
 
-@call
-async def b2_update_bucket(c: Ctx, p: dict[str, Any]) -> dict[str, Any]:
-    pr = c.principal()
-    _check_account(c, p)
-    pr.require("writeBuckets", bucket_id=p.get("bucketId"))
-    row = _bucket(c, p.get("bucketId"))
-    revision = p.get("ifRevisionIs")
-    if revision is not None and revision != row["revision"]:
-        raise Conflict(f"revision is {row['revision']}, not {revision}")
-    changes: dict[str, Any] = {}
-    if p.get("bucketType") is not None:
-        if p["bucketType"] not in BUCKET_TYPES:
-            raise BadRequest(f"bucketType must be one of {', '.join(BUCKET_TYPES)}")
-        changes["type"] = p["bucketType"]
-    for key, col, kind in (
-        ("bucketInfo", "info", dict),
-        ("corsRules", "cors", list),
-        ("lifecycleRules", "lifecycle", list),
-        ("defaultServerSideEncryption", "sse", dict),
-    ):
-        if p.get(key) is not None:
-            changes[col] = json.dumps(_json_field(p, key, kind, None))
-    c.store.update_bucket(row["bucket_id"], changes)
-    return shapes.bucket(c.store.bucket(row["bucket_id"]), c.account_id)  # type: ignore[arg-type]
-
-
-@call
-async def b2_delete_bucket(c: Ctx, p: dict[str, Any]) -> dict[str, Any]:
-    pr = c.principal()
-    _check_account(c, p)
-    pr.require("deleteBuckets", bucket_id=p.get("bucketId"))
-    row = _bucket(c, p.get("bucketId"))
-    if not c.store.bucket_is_empty(row["bucket_id"]):
-        raise BadRequest("Cannot delete non-empty bucket", "cannot_delete_non_empty_bucket")
-    c.store.delete_bucket(row["bucket_id"])
-    return shapes.bucket(row, c.account_id)
+def _part_encryption(large: Row, given: sse.Sse | None, where: str) -> sse.Sse:
+    """The parts of an SSE-C large file carry its key; other parts may repeat its mode."""
+    mine = sse.Sse.from_db(large["sse"])
+    if mine.mode == sse.SSE_C:
+        if given is None or given.mode != sse.SSE_C:
+            raise BadRequest(f"{where}: the parts of an SSE-C large file need its customer key")
+        if not mine.same_key(given):
+            raise BadRequest(f"{where}: the customer key is not the large file's")
+    elif given is not None and given.mode != mine.mode:
+        raise BadRequest(f"{where}: the large file was started with another encryption")
+    return mine
 
 
 # ---- listing ------------------------------------------------------------------------
@@ -228,6 +191,7 @@ def _successor(name: str) -> str:
 
 def _list(
     c: Ctx,
+    caps: frozenset[str],
     bucket_id: str,
     prefix: str,
     delimiter: str | None,
@@ -265,13 +229,13 @@ def _list(
                     break
             if len(out) == limit:
                 return out, name, row["file_id"]
-            out.append(shapes.file(row, c.account_id, c.version))
+            out.append(shapes.file(row, c.account_id, c.version, caps))
         if restart is None:
             return out, None, None
         rows = c.store.versions_from(bucket_id, restart)
 
 
-def _list_params(c: Ctx, p: dict[str, Any]) -> tuple[str, str, str | None, str, int]:
+def _list_params(c: Ctx, p: dict[str, Any]) -> tuple[Principal, str, str, str | None, str, int]:
     pr = c.principal()
     bucket_id = p.get("bucketId")
     prefix = validate.optional_str(p, "prefix") or ""
@@ -280,19 +244,21 @@ def _list_params(c: Ctx, p: dict[str, Any]) -> tuple[str, str, str | None, str, 
     delimiter = validate.optional_str(p, "delimiter") or None
     start = validate.optional_str(p, "startFileName") or ""
     limit = validate.integer(p, "maxFileCount", 100, 1, 10_000)
-    return bucket_id, prefix, delimiter, start, limit  # type: ignore[return-value]
+    return pr, bucket_id, prefix, delimiter, start, limit  # type: ignore[return-value]
 
 
 @call
 async def b2_list_file_names(c: Ctx, p: dict[str, Any]) -> dict[str, Any]:
-    bucket_id, prefix, delimiter, start, limit = _list_params(c, p)
-    files, next_name, _ = _list(c, bucket_id, prefix, delimiter, start, None, limit, False)
+    pr, bucket_id, prefix, delimiter, start, limit = _list_params(c, p)
+    files, next_name, _ = _list(
+        c, pr.capabilities, bucket_id, prefix, delimiter, start, None, limit, False
+    )
     return {"files": files, "nextFileName": next_name}
 
 
 @call
 async def b2_list_file_versions(c: Ctx, p: dict[str, Any]) -> dict[str, Any]:
-    bucket_id, prefix, delimiter, start, limit = _list_params(c, p)
+    pr, bucket_id, prefix, delimiter, start, limit = _list_params(c, p)
     start_id = validate.optional_str(p, "startFileId")
     start_seq = None
     if start_id:
@@ -302,7 +268,7 @@ async def b2_list_file_versions(c: Ctx, p: dict[str, Any]) -> dict[str, Any]:
         if row is not None and row["name"] == start and row["bucket_id"] == bucket_id:
             start_seq = row["seq"]
     files, next_name, next_id = _list(
-        c, bucket_id, prefix, delimiter, start, start_seq, limit, True
+        c, pr.capabilities, bucket_id, prefix, delimiter, start, start_seq, limit, True
     )
     return {"files": files, "nextFileName": next_name, "nextFileId": next_id}
 
@@ -315,7 +281,7 @@ async def b2_get_file_info(c: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     pr = c.principal()
     row = _version(c, p.get("fileId"))
     pr.require("readFiles", bucket_id=row["bucket_id"], name=row["name"])
-    return shapes.file(row, c.account_id, c.version)
+    return shapes.file(row, c.account_id, c.version, pr.capabilities)
 
 
 @call
@@ -324,7 +290,7 @@ async def b2_hide_file(c: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     bucket_id = p.get("bucketId")
     name = validate.file_name(p.get("fileName"))
     pr.require("writeFiles", bucket_id=bucket_id, name=name)
-    _bucket(c, bucket_id)
+    bucket = _bucket(c, bucket_id)
     latest = c.store.latest(bucket_id, name)  # type: ignore[arg-type]
     if latest is None:
         raise BadRequest(f"File not present: {name}", "no_such_file")
@@ -340,7 +306,8 @@ async def b2_hide_file(c: Ctx, p: dict[str, Any]) -> dict[str, Any]:
         {},
         [],  # type: ignore[arg-type]
     )
-    return shapes.file(row, c.account_id, c.version)
+    c.written(bucket, row, "b2:HideMarkerCreated:Hide")
+    return shapes.file(row, c.account_id, c.version, pr.capabilities)
 
 
 @call
@@ -353,7 +320,14 @@ async def b2_delete_file_version(c: Ctx, p: dict[str, Any]) -> dict[str, Any]:
         pr.require("deleteFiles", name=name)
         raise BadRequest(f"File not present: {name} {file_id}", "file_not_present")
     pr.require("deleteFiles", bucket_id=row["bucket_id"], name=name)
+    if row["action"] != "start":
+        filelock.check_delete(row, pr, flag(p, "bypassGovernance"), now_ms())
     c.store.delete_version(file_id)
+    if row["action"] != "start":
+        bucket = c.store.bucket(row["bucket_id"])
+        size = row["size"] if row["action"] == "upload" else None
+        if bucket is not None:
+            c.notifier.emit(bucket, "b2:ObjectDeleted:Delete", name, file_id, size)
     return {"fileId": file_id, "fileName": name}
 
 
@@ -371,10 +345,17 @@ async def _source(c: Ctx, pr: Principal, file_id: Any, field: str) -> Row:
 async def b2_copy_file(c: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     pr = c.principal()
     src = await _source(c, pr, p.get("sourceFileId"), "sourceFileId")
+    source_key = sse.from_json(p.get("sourceServerSideEncryption"), "sourceServerSideEncryption")
     name = validate.file_name(p.get("fileName"))
     dest_bucket = p.get("destinationBucketId") or src["bucket_id"]
     pr.require("writeFiles", bucket_id=dest_bucket, name=name)
-    _bucket(c, dest_bucket)
+    bucket = _bucket(c, dest_bucket)
+    encryption = sse.for_write(
+        sse.from_json(p.get("destinationServerSideEncryption"), "destinationServerSideEncryption"),
+        bucket,
+    )
+    now = now_ms()
+    lock = filelock.for_new_version(bucket, pr, *filelock.from_json(p, now), now)
     rng = validate.copy_range(p.get("range"), src["size"]) if src["size"] else None
     length = src["size"] if rng is None else rng[1] - rng[0] + 1
     if length > validate.MAX_SMALL_FILE:
@@ -386,9 +367,10 @@ async def b2_copy_file(c: Ctx, p: dict[str, Any]) -> dict[str, Any]:
         content_type, info = src["content_type"], json.loads(src["info"])
     elif directive == "REPLACE":
         content_type = _content_type(p, name)
-        info = validate.file_info(p.get("fileInfo"), name)
+        info = validate.file_info(p.get("fileInfo"), name, info_limit(encryption, bucket))
     else:
         raise BadRequest("metadataDirective must be COPY or REPLACE")
+    sse.check_read(sse.Sse.from_db(src["sse"]), source_key)
     blobs = transfer.blobs_of(src)
     if rng is None or (rng[0] == 0 and rng[1] == src["size"] - 1):
         new_blobs, sha1 = transfer.link_copy(c.store, blobs), src["sha1"]
@@ -396,9 +378,11 @@ async def b2_copy_file(c: Ctx, p: dict[str, Any]) -> dict[str, Any]:
         blob, size, sha1 = await transfer.copy_range(c.store, blobs, rng[0], rng[1])
         new_blobs = [(blob, size)]
     row = c.store.add_version(
-        dest_bucket, name, "upload", length, sha1, content_type, info, new_blobs
-    )
-    return shapes.file(row, c.account_id, c.version, action="copy")
+        dest_bucket, name, "upload", length, sha1, content_type, info, new_blobs, upload_ms=now,
+        sse=encryption.to_db(), replication=replication.status_for_new(bucket, name), **lock,
+    )  # fmt: skip
+    c.written(bucket, row, "b2:ObjectCreated:Copy")
+    return shapes.file(row, c.account_id, c.version, pr.capabilities, action="copy")
 
 
 # ---- uploads ------------------------------------------------------------------------
@@ -425,11 +409,21 @@ async def b2_start_large_file(c: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     bucket_id = p.get("bucketId")
     name = validate.file_name(p.get("fileName"))
     pr.require("writeFiles", bucket_id=bucket_id, name=name)
-    _bucket(c, bucket_id)
+    bucket = _bucket(c, bucket_id)
     content_type = _content_type(p, name)
-    info = validate.file_info(p.get("fileInfo"), name)
-    row = c.store.add_version(bucket_id, name, "start", 0, "none", content_type, info, [])  # type: ignore[arg-type]
-    return shapes.file(row, c.account_id, c.version)
+    encryption = sse.for_write(sse.from_json(p.get("serverSideEncryption"), "serverSideEncryption"),
+                               bucket)  # fmt: skip
+    # B2 documents customUploadTimestamp; b2sdk sends custom_upload_timestamp: both work
+    now = now_ms()
+    custom = p.get("customUploadTimestamp", p.get("custom_upload_timestamp"))
+    upload_ms = custom_timestamp(c, custom) or now
+    lock = filelock.for_new_version(bucket, pr, *filelock.from_json(p, now), upload_ms)
+    info = validate.file_info(p.get("fileInfo"), name, info_limit(encryption, bucket))
+    row = c.store.add_version(
+        bucket_id, name, "start", 0, "none", content_type, info, [],  # type: ignore[arg-type]
+        upload_ms=upload_ms, sse=encryption.to_db(), **lock,
+    )  # fmt: skip
+    return shapes.file(row, c.account_id, c.version, pr.capabilities)
 
 
 @call
@@ -452,6 +446,12 @@ async def b2_copy_part(c: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     src = await _source(c, pr, p.get("sourceFileId"), "sourceFileId")
     large = _unfinished(c, p.get("largeFileId"))
     pr.require("writeFiles", bucket_id=large["bucket_id"], name=large["name"])
+    encryption = _part_encryption(
+        large,
+        sse.from_json(p.get("destinationServerSideEncryption"), "destinationServerSideEncryption"),
+        "destinationServerSideEncryption",
+    )
+    source_key = sse.from_json(p.get("sourceServerSideEncryption"), "sourceServerSideEncryption")
     number = validate.integer(p, "partNumber", None, 1, validate.MAX_PARTS)
     if number is None:
         raise BadRequest("required field partNumber is missing")
@@ -460,8 +460,9 @@ async def b2_copy_part(c: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     rng = validate.copy_range(p.get("range"), src["size"]) or (0, src["size"] - 1)
     if rng[1] - rng[0] + 1 > validate.MAX_PART_SIZE:
         raise BadRequest("part too large (at most 5 GB)")
+    sse.check_read(sse.Sse.from_db(src["sse"]), source_key)
     blob, size, sha1 = await transfer.copy_range(c.store, transfer.blobs_of(src), *rng)
-    return shapes.part(c.store.put_part(large["file_id"], number, size, sha1, blob))
+    return shapes.part(c.store.put_part(large["file_id"], number, size, sha1, blob), encryption)
 
 
 @call
@@ -473,7 +474,8 @@ async def b2_list_parts(c: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     limit = validate.integer(p, "maxPartCount", 100, 1, 1000)
     parts = c.store.parts(row["file_id"], start, limit + 1)  # type: ignore[arg-type]
     nxt = parts[limit]["part_number"] if len(parts) > limit else None  # type: ignore[index]
-    return {"parts": [shapes.part(r) for r in parts[:limit]], "nextPartNumber": nxt}
+    encryption = sse.Sse.from_db(row["sse"])
+    return {"parts": [shapes.part(r, encryption) for r in parts[:limit]], "nextPartNumber": nxt}
 
 
 @call
@@ -493,7 +495,7 @@ async def b2_list_unfinished_large_files(c: Ctx, p: dict[str, Any]) -> dict[str,
         start_seq = row["seq"]
     rows = c.store.unfinished(bucket_id, prefix, start_seq, limit + 1)  # type: ignore[arg-type, operator]
     nxt = rows[limit]["file_id"] if len(rows) > limit else None  # type: ignore[index]
-    files = [shapes.file(r, c.account_id, c.version) for r in rows[:limit]]
+    files = [shapes.file(r, c.account_id, c.version, pr.capabilities) for r in rows[:limit]]
     return {"files": files, "nextFileId": nxt}
 
 
@@ -517,17 +519,20 @@ async def b2_finish_large_file(c: Ctx, p: dict[str, Any]) -> dict[str, Any]:
             raise BadRequest(f"Part number {i} has not been uploaded", "missing_part")
         if validate.sha1_hex(sha1, "partSha1Array entry") != part["sha1"]:
             raise BadRequest(f"Sha1 mismatch for part number {i}", "part_sha1_mismatch")
-        if i < len(sha1s) and part["size"] < c.limits.min_part_size:
+        if i < len(sha1s) and part["size"] < c.settings.min_part_size:
             raise BadRequest(
-                f"Part number {i} is smaller than the minimum part size {c.limits.min_part_size}"
+                f"Part number {i} is smaller than the minimum part size {c.settings.min_part_size}"
             )
     if len(parts) > len(sha1s):
         raise BadRequest(f"{len(parts)} parts were uploaded but {len(sha1s)} sha1s were given")
     size = sum(r["size"] for r in parts)
     if size > validate.MAX_LARGE_FILE:
         raise BadRequest("large files are at most 10 TB")
-    done = c.store.finish_large(row["file_id"], size, [(r["blob"], r["size"]) for r in parts])
-    return shapes.file(done, c.account_id, c.version)
+    bucket = _bucket(c, row["bucket_id"])
+    done = c.store.finish_large(row["file_id"], size, [(r["blob"], r["size"]) for r in parts],
+                                replication.status_for_new(bucket, row["name"]))  # fmt: skip
+    c.written(bucket, done, "b2:ObjectCreated:MultipartUpload")
+    return shapes.file(done, c.account_id, c.version, pr.capabilities)
 
 
 @call
@@ -572,7 +577,7 @@ async def b2_create_key(c: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     pr.require("writeKeys")
     caps = p.get("capabilities")
     if not isinstance(caps, list) or not caps or not all(x in ALL_CAPABILITIES for x in caps):
-        raise BadRequest("capabilities must be a non-empty list of known capabilities")
+        raise BadRequest("capabilities must be a non-empty list of B2's capabilities")
     name = p.get("keyName")
     if not isinstance(name, str) or not _KEY_NAME.match(name):
         raise BadRequest("keyName must be 1 to 100 letters, digits and '-'")

@@ -1,9 +1,14 @@
 """The emulator's ASGI application: routing, B2 error bodies, faults and counters.
 
-Routes ``/b2api/v1..v4/<call>`` (JSON calls via ``api.CALLS``; authorize; upload and
-part URLs; download by id), ``/file/<bucket>/<name>`` (download by name) and the
-``/_admin/`` endpoints (counters, faults, token expiry; Basic auth with the master
-key). Served by uvicorn from ``server``.
+Routes ``/b2api/v1..v4/<call>`` (JSON calls via ``api.CALLS``, filled by ``api``,
+``api_buckets`` and ``api_lock``; authorize; upload and part URLs; download by id),
+``/file/<bucket>/<name>`` (download by name) and the ``/_admin/`` endpoints (counters,
+faults, token expiry; Basic auth with the master key). A path naming no B2 call
+answers as B2 does: 404 ``not_found`` whose message is the path. Uploads and
+downloads apply server-side encryption (``sse``), Object Lock (``filelock``) and
+custom upload timestamps here. The ASGI lifespan starts and stops the background
+services: event notifications (``notify``) and replication (``replication``).
+Served by uvicorn from ``server``.
 """
 
 from __future__ import annotations
@@ -18,8 +23,18 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote
 
-from b2fs.emulator import api, shapes, transfer, validate
-from b2fs.emulator.auth import Auth, DownloadGrant
+from b2fs.emulator import (  # api_buckets, api_lock: their calls join api.CALLS
+    api,
+    api_buckets,  # noqa: F401
+    api_lock,  # noqa: F401
+    filelock,
+    replication,
+    shapes,
+    sse,
+    transfer,
+    validate,
+)
+from b2fs.emulator.auth import Auth, DownloadGrant, Principal
 from b2fs.emulator.counters import Counters
 from b2fs.emulator.errors import (
     ApiError,
@@ -30,7 +45,9 @@ from b2fs.emulator.errors import (
     Unauthorized,
 )
 from b2fs.emulator.faults import Fault, Faults
-from b2fs.emulator.store import Row, Store
+from b2fs.emulator.notify import Notifier
+from b2fs.emulator.replication import Replicator
+from b2fs.emulator.store import Row, Store, now_ms
 
 log = logging.getLogger("b2fs.emulator")
 Scope = dict[str, Any]
@@ -106,6 +123,27 @@ class Response:
         await self.body(data)
 
 
+def lock_headers(row: Row, caps: frozenset[str]) -> dict[str, str]:
+    """A lock-enabled bucket's download headers: retention and legal hold, or the names of
+    those the key may not read in ``X-Bz-Client-Unauthorized-To-Read``."""
+    out, hidden = {}, []
+    if "readFileRetentions" in caps:
+        retention = filelock.retention_of(row)
+        if retention["mode"] is not None:
+            out[filelock.H_MODE] = retention["mode"]
+            out[filelock.H_UNTIL] = str(retention["retainUntilTimestamp"])
+    else:
+        hidden += ["X-Bz-File-Retention-Mode", "X-Bz-File-Retention-Retain-Until-Timestamp"]
+    if "readFileLegalHolds" in caps:
+        if row["legal_hold"]:
+            out[filelock.H_HOLD] = row["legal_hold"]
+    else:
+        hidden.append("X-Bz-File-Legal-Hold")
+    if hidden:
+        out["x-bz-client-unauthorized-to-read"] = ",".join(hidden)
+    return out
+
+
 class DropFilter(logging.Filter):
     """Hide uvicorn's traceback for connections we drop on purpose or the client left."""
 
@@ -119,7 +157,8 @@ class Config:
     realm: str
     master_key_id: str
     master_key: str
-    limits: api.Limits
+    settings: api.Settings
+    replication_delay: float = 0.0  # seconds between a new pending file and its replica
 
 
 class App:
@@ -129,8 +168,12 @@ class App:
         self.config = config
         self.faults = faults
         self.counters = Counters()
+        self.notifier = Notifier(store.account_id)
+        self.replicator = Replicator(store, self.notifier, config.replication_delay)
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            return await self.lifespan(receive, send)
         if scope["type"] != "http":
             return
         req = Request.parse(scope, receive)
@@ -151,6 +194,20 @@ class App:
             err = InternalError("internal error")
             await resp.json(err.status, err.body())
 
+    async def lifespan(self, receive: Any, send: Any) -> None:
+        """Start the background services with the server, stop them with it."""
+        while True:
+            msg = await receive()
+            if msg["type"] == "lifespan.startup":
+                self.notifier.start()
+                self.replicator.start()
+                await send({"type": "lifespan.startup.complete"})
+            elif msg["type"] == "lifespan.shutdown":
+                await self.replicator.stop()
+                await self.notifier.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
     async def route(self, req: Request, resp: Response) -> None:
         path = req.path.split("?", 1)[0]
         if path.startswith("/b2api/v") and len(path) > 10 and path[9] == "/":
@@ -168,7 +225,7 @@ class App:
                 return await self.call(req, resp, "b2_upload_part", self.upload, version, name)
             if name in api.CALLS:
                 return await self.call(req, resp, name, self.json_call, version, name)
-            raise NotFound(f"unknown call {name[:60]}")
+            raise NotFound(path[:200])  # B2's answer to a name it does not know
         if path.startswith("/file/"):
             return await self.call(req, resp, "b2_download_file_by_name", self.download, 4, path)
         if path.startswith("/_admin/"):
@@ -200,10 +257,12 @@ class App:
         return api.Ctx(
             self.store,
             self.auth,
-            self.config.limits,
+            self.config.settings,
             version,
             req.base_url(self.config.realm),
             req.headers.get("authorization"),
+            self.notifier,
+            self.replicator,
         )
 
     async def read_json(self, req: Request, any_json: bool = False) -> Any:
@@ -245,7 +304,7 @@ class App:
         if req.method == "POST":
             await transfer.discard_body(req.receive)
         principal, token = self.auth.login(req.headers.get("authorization"))
-        limits = self.config.limits
+        limits = self.config.settings
         body = shapes.authorize(
             self.store,
             principal,
@@ -278,6 +337,7 @@ class App:
         if verify:
             claimed = validate.sha1_hex(claimed, "X-Bz-Content-Sha1")
         size = length - 40 if at_end else length
+        given = sse.from_headers(h)
         if kind == "b2_upload_file":
             bucket = api._bucket(api_ctx := self.ctx(req, version), target)
             name = validate.file_name(
@@ -288,18 +348,26 @@ class App:
             content_type = h.get("content-type")
             if not content_type:
                 raise BadRequest("Content-Type is required")
+            encryption = sse.for_write(given, bucket)
+            now = now_ms()
+            upload_ms = api.custom_timestamp(api_ctx, h.get("x-bz-custom-upload-timestamp")) or now
+            lock = filelock.for_new_version(
+                bucket, principal, *filelock.from_headers(h, now), upload_ms
+            )
             info = validate.file_info(
                 {
                     k: validate.percent_decoded(v, f"X-Bz-Info-{k}")
                     for k, v in req.info_headers.items()
                 },
                 name,
+                api.info_limit(encryption, bucket),
             )
             if size > validate.MAX_SMALL_FILE:
                 raise BadRequest("files over 5 GB must be uploaded as large files")
         else:
             large = api._unfinished(api_ctx := self.ctx(req, version), target)
             principal.require("writeFiles", bucket_id=large["bucket_id"], name=large["name"])
+            encryption = api._part_encryption(large, given, "b2_upload_part")
             number = h.get("x-bz-part-number", "")
             if not number.isdigit() or not 1 <= int(number) <= validate.MAX_PARTS:
                 raise BadRequest("X-Bz-Part-Number must be between 1 and 10000")
@@ -328,19 +396,17 @@ class App:
         if kind == "b2_upload_file":
             ct = api.content_type_for(name, content_type)  # type: ignore[arg-type]
             row = self.store.add_version(
-                bucket["bucket_id"],
-                name,
-                "upload",
-                size,
-                sha1,
-                ct,
-                info,
-                [(blob, size)],  # type: ignore[arg-type]
+                bucket["bucket_id"], name, "upload", size, sha1, ct, info,  # type: ignore[arg-type]
+                [(blob, size)], upload_ms=upload_ms, sse=encryption.to_db(),
+                replication=replication.status_for_new(bucket, name), **lock,
+            )  # fmt: skip
+            api_ctx.written(bucket, row, "b2:ObjectCreated:Upload")
+            await resp.json(
+                200, shapes.file(row, api_ctx.account_id, version, principal.capabilities)
             )
-            await resp.json(200, shapes.file(row, api_ctx.account_id, version))
         else:
             part = self.store.put_part(large["file_id"], int(number), size, body.sha1, blob)  # type: ignore[possibly-undefined]
-            await resp.json(200, shapes.part(part))
+            await resp.json(200, shapes.part(part, encryption))
 
     # ---- downloads --------------------------------------------------------------------
 
@@ -382,9 +448,19 @@ class App:
             raise Unauthorized("this bucket is private: an authorization token is required")
         if row is None:
             raise NotFound("File not found")
-        await self.send_file(req, resp, row, fault)
+        encryption = sse.Sse.from_db(row["sse"])
+        given = sse.from_headers(req.headers)
+        if req.method != "HEAD":  # b2sdk asks for the info by name (HEAD) with no SSE-C key
+            sse.check_read(encryption, given)
+        extra = encryption.headers()
+        if row["replication"]:
+            extra["x-bz-replication-status"] = row["replication"]
+        if bucket["file_lock"] and isinstance(who, Principal):
+            extra |= lock_headers(row, who.capabilities)
+        await self.send_file(req, resp, row, fault, extra)
 
-    async def send_file(self, req: Request, resp: Response, row: Row, fault: Fault | None) -> None:
+    async def send_file(self, req: Request, resp: Response, row: Row, fault: Fault | None,
+                        extra: dict[str, str]) -> None:  # fmt: skip
         size = row["size"]
         rng = validate.byte_range(req.headers.get("range"), size) if size else None
         start, end = rng if rng else (0, size - 1)
@@ -399,6 +475,7 @@ class App:
             "x-bz-content-sha1": row["sha1"] or "none",
             "x-bz-upload-timestamp": str(row["upload_ms"]),
             "cache-control": "max-age=0, no-cache, no-store",
+            **extra,
         }
         for k, v in info.items():
             headers[f"x-bz-info-{k}"] = quote(v, safe="")

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from b2fs.emulator.errors import BadAuthToken, ExpiredAuthToken, Unauthorized
 from b2fs.emulator.store import Row, Store, now_ms, token_hash
 
+UNAUTHORIZED = ""  # B2's message on 401 unauthorized (bad credentials, missing capability)
+
 
 @dataclass(frozen=True)
 class Principal:
@@ -45,20 +47,21 @@ class Principal:
         prefix: str | None = None,
     ) -> None:
         """401 ``unauthorized`` unless the key has the capability and may touch the
-        bucket and the file name (or the whole listing prefix)."""
+        bucket and the file name (or the whole listing prefix). B2's message is empty
+        (clients such as b2sdk add the key's capabilities and restrictions to it)."""
         if capability not in self.capabilities:
-            raise Unauthorized(f"application key does not have the {capability} capability")
+            raise Unauthorized(UNAUTHORIZED)
         if (
             bucket_id is not None
             and self.bucket_ids is not None
             and bucket_id not in self.bucket_ids
         ):
-            raise Unauthorized("application key is restricted to other buckets")
+            raise Unauthorized(UNAUTHORIZED)
         if self.name_prefix:
             if name is not None and not name.startswith(self.name_prefix):
-                raise Unauthorized("application key is restricted to another name prefix")
+                raise Unauthorized(UNAUTHORIZED)
             if prefix is not None and not prefix.startswith(self.name_prefix):
-                raise Unauthorized("application key is restricted to another name prefix")
+                raise Unauthorized(UNAUTHORIZED)
 
     def may_touch_bucket(self, bucket_id: str) -> bool:
         return self.bucket_ids is None or bucket_id in self.bucket_ids
@@ -86,7 +89,9 @@ class Auth:
         return Principal.from_row(row)
 
     def login(self, authorization: str | None) -> tuple[Principal, str]:
-        """Check ``Basic keyId:key``; return the principal and a new account token."""
+        """Check ``Basic keyId:key``; return the principal and a new account token. The
+        account ID stands for the master key's ID, as on B2. Wrong credentials are
+        401 ``unauthorized`` with B2's empty message."""
         if not authorization or not authorization.startswith("Basic "):
             raise BadAuthToken("missing or malformed Basic authorization")
         try:
@@ -94,11 +99,13 @@ class Auth:
         except (ValueError, UnicodeDecodeError):
             raise BadAuthToken("malformed Basic authorization") from None
         row = self.store.key(key_id)
+        if row is None and key_id == self.store.account_id:
+            row = self.store.master_key()
         if row is None or not hmac.compare_digest(row["secret_hash"], token_hash(secret)):
-            raise BadAuthToken("invalid application key id or application key")
+            raise Unauthorized(UNAUTHORIZED)
         if row["expires_ms"] is not None and row["expires_ms"] <= now_ms():
-            raise BadAuthToken("the application key has expired")
-        token = self.store.issue_token("account", key_id, self.token_lifetime)
+            raise Unauthorized(UNAUTHORIZED)
+        token = self.store.issue_token("account", row["key_id"], self.token_lifetime)
         return Principal.from_row(row), token
 
     def _token(self, token: str | None, kinds: tuple[str, ...]) -> Row:

@@ -48,6 +48,12 @@ class Forbidden(ApiError):
     status, code = 403, "cap_exceeded"
 
 
+class AccessDenied(ApiError):
+    """A wrong SSE-C key, or a retention/legal-hold change the key may not make."""
+
+    status, code = 403, "access_denied"
+
+
 class NotFound(ApiError):
     status, code = 404, "not_found"
 

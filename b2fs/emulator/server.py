@@ -25,11 +25,11 @@ from typing import Any
 import uvicorn
 import uvloop
 
-from b2fs.emulator.api import Limits
+from b2fs.emulator.api import Settings
 from b2fs.emulator.app import App, Config, DropFilter
 from b2fs.emulator.auth import Auth
 from b2fs.emulator.faults import Faults
-from b2fs.emulator.store import ALL_CAPABILITIES, Store
+from b2fs.emulator.store import CAPABILITIES, Store
 
 MASTER_KEY_FILE = "master-key.json"
 CREDENTIALS_FILE = "credentials"
@@ -48,6 +48,8 @@ class Options:
     faults: list[Any] = field(default_factory=list)
     seed: int = 0
     json: bool = False
+    custom_upload_timestamps: bool = False
+    replication_delay: float = 0.0
 
 
 def master_key(store: Store, key_id: str | None, key: str | None) -> tuple[str, str, bool]:
@@ -65,7 +67,7 @@ def master_key(store: Store, key_id: str | None, key: str | None) -> tuple[str, 
     with os.fdopen(fd, "w") as f:
         json.dump({"key_id": key_id, "key": key}, f)
     os.chmod(path, 0o600)
-    store.put_key(key_id, key, "master", ALL_CAPABILITIES, None, None, None, master=True)  # type: ignore[arg-type]
+    store.put_key(key_id, key, "master", CAPABILITIES, None, None, None, master=True)  # type: ignore[arg-type]
     return key_id, key, created  # type: ignore[return-value]
 
 
@@ -85,8 +87,12 @@ def write_credentials(root: Path, key_id: str, key: str, realm: str) -> None:
 def build(options: Options) -> tuple[App, Store, bool]:
     store = Store(options.data)
     key_id, key, created = master_key(store, options.key_id, options.key)
-    limits = Limits(options.recommended_part_size, options.min_part_size)
-    config = Config(f"http://{options.host}:{options.port}", key_id, key, limits)
+    settings = Settings(
+        options.recommended_part_size, options.min_part_size, options.custom_upload_timestamps
+    )
+    config = Config(
+        f"http://{options.host}:{options.port}", key_id, key, settings, options.replication_delay
+    )
     app = App(
         store, Auth(store, options.token_lifetime), config, Faults(options.seed, options.faults)
     )
@@ -109,7 +115,7 @@ def run(options: Options) -> int:
         app,
         loop="uvloop",
         http="httptools",
-        lifespan="off",
+        lifespan="on",  # starts and stops the notification and replication tasks
         access_log=False,
         log_level="warning",
         server_header=False,

@@ -1,8 +1,11 @@
 """B2's JSON shapes, per API version (v1..v4), rendered from ``store`` rows.
 
-Used by ``api`` and ``transfer``. Differences handled here: the authorize response
+Used by ``api`` and ``app``. Differences handled here: the authorize response
 (top-level fields in v1/v2, ``apiInfo.storageApi`` in v3, plus ``allowed`` in v4),
 keys (``bucketId`` up to v3, ``bucketIds`` in v4) and the ``size`` alias of v1 files.
+What a key may read shows as B2 shows it: ``isClientAuthorizedToRead`` false and no
+value for a bucket's encryption, retention or replication settings and a file's
+retention or legal hold when the key lacks the matching read capability.
 """
 
 from __future__ import annotations
@@ -10,13 +13,26 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from b2fs.emulator import filelock, sse
 from b2fs.emulator.auth import Principal
-from b2fs.emulator.store import Row, Store
+from b2fs.emulator.store import CAPABILITIES, Row, Store
 
-UNKNOWN_RETENTION = {"isClientAuthorizedToRead": True, "value": {"mode": None, "period": None}}
+Caps = frozenset[str]
+EVERYTHING: Caps = frozenset(CAPABILITIES)
 
 
-def bucket(row: Row, account_id: str) -> dict[str, Any]:
+def _readable(caps: Caps, capability: str, value: Any) -> dict[str, Any]:
+    if capability in caps:
+        return {"isClientAuthorizedToRead": True, "value": value}
+    return {"isClientAuthorizedToRead": False, "value": None}
+
+
+def bucket(row: Row, account_id: str, caps: Caps = EVERYTHING) -> dict[str, Any]:
+    lock = {
+        "defaultRetention": filelock.default_of(row),
+        "isFileLockEnabled": bool(row["file_lock"]),
+    }
+    replication = json.loads(row["replication"]) if row["replication"] else None
     return {
         "accountId": account_id,
         "bucketId": row["bucket_id"],
@@ -27,22 +43,16 @@ def bucket(row: Row, account_id: str) -> dict[str, Any]:
         "lifecycleRules": json.loads(row["lifecycle"]),
         "revision": row["revision"],
         "options": ["s3"],
-        "defaultServerSideEncryption": {
-            "isClientAuthorizedToRead": True,
-            "value": json.loads(row["sse"]),
-        },
-        "fileLockConfiguration": {
-            "isClientAuthorizedToRead": True,
-            "value": {
-                "defaultRetention": {"mode": None, "period": None},
-                "isFileLockEnabled": bool(row["file_lock"]),
-            },
-        },
-        "replicationConfiguration": {"isClientAuthorizedToRead": True, "value": None},
+        "defaultServerSideEncryption": _readable(
+            caps, "readBucketEncryption", json.loads(row["sse"])
+        ),
+        "fileLockConfiguration": _readable(caps, "readBucketRetentions", lock),
+        "replicationConfiguration": _readable(caps, "readBucketReplications", replication),
     }
 
 
-def file(row: Row, account_id: str, version: int, action: str | None = None) -> dict[str, Any]:
+def file(row: Row, account_id: str, version: int, caps: Caps = EVERYTHING,
+         action: str | None = None) -> dict[str, Any]:  # fmt: skip
     d: dict[str, Any] = {
         "accountId": account_id,
         "action": action or row["action"],
@@ -54,12 +64,12 @@ def file(row: Row, account_id: str, version: int, action: str | None = None) -> 
         "fileId": row["file_id"],
         "fileInfo": json.loads(row["info"]),
         "fileName": row["name"],
-        "fileRetention": {"isClientAuthorizedToRead": True, "value": {"mode": None, "retainUntilTimestamp": None}},
-        "legalHold": {"isClientAuthorizedToRead": True, "value": None},
-        "replicationStatus": None,
-        "serverSideEncryption": {"mode": None, "algorithm": None},
+        "fileRetention": _readable(caps, "readFileRetentions", filelock.retention_of(row)),
+        "legalHold": _readable(caps, "readFileLegalHolds", row["legal_hold"]),
+        "replicationStatus": row["replication"],
+        "serverSideEncryption": sse.Sse.from_db(row["sse"]).json(),
         "uploadTimestamp": row["upload_ms"],
-    }  # fmt: skip
+    }
     if version == 1:
         d["size"] = row["size"]
     return d
@@ -84,14 +94,14 @@ def folder(name: str, bucket_id: str, account_id: str, version: int) -> dict[str
     return d
 
 
-def part(row: Row) -> dict[str, Any]:
+def part(row: Row, encryption: sse.Sse = sse.NONE) -> dict[str, Any]:
     return {
         "fileId": row["file_id"],
         "partNumber": row["part_number"],
         "contentLength": row["size"],
         "contentSha1": row["sha1"],
         "contentMd5": None,
-        "serverSideEncryption": {"mode": None, "algorithm": None},
+        "serverSideEncryption": encryption.json(),
         "uploadTimestamp": row["upload_ms"],
     }
 

@@ -3,8 +3,13 @@
 Layout of the data directory: ``meta.sqlite`` (keys, tokens, buckets, file versions,
 large-file parts) and ``blobs/xx/<random>`` (one file per simple upload or per
 large-file part; each version owns its blobs, copies are hard links). Everything
-survives a restart. This module knows nothing of HTTP or of B2's JSON shapes: ``api``
-and ``transfer`` call it, ``shapes`` renders its rows.
+survives a restart. Besides B2's own fields, a version keeps its server-side
+encryption (``sse``: mode, SSE-C key MD5 and a hash of the key, never the key), its
+retention and legal hold, and its replication status; a bucket keeps its default
+retention, replication configuration and notification rules (JSON texts, checked by
+the modules that own them). Data directories of older versions gain these columns
+at open. This module knows nothing of HTTP or of B2's JSON shapes: ``api`` and
+``transfer`` call it, ``shapes`` renders its rows.
 """
 
 from __future__ import annotations
@@ -32,28 +37,51 @@ CREATE TABLE IF NOT EXISTS tokens(
 CREATE TABLE IF NOT EXISTS buckets(
     bucket_id TEXT PRIMARY KEY, name TEXT UNIQUE NOT NULL, type TEXT NOT NULL,
     info TEXT NOT NULL, cors TEXT NOT NULL, lifecycle TEXT NOT NULL,
-    revision INTEGER NOT NULL, sse TEXT NOT NULL, file_lock INTEGER NOT NULL);
+    revision INTEGER NOT NULL, sse TEXT NOT NULL, file_lock INTEGER NOT NULL,
+    default_retention TEXT, replication TEXT, notifications TEXT NOT NULL DEFAULT '[]');
 CREATE TABLE IF NOT EXISTS files(
     seq INTEGER PRIMARY KEY AUTOINCREMENT, file_id TEXT UNIQUE NOT NULL,
     bucket_id TEXT NOT NULL, name TEXT NOT NULL, action TEXT NOT NULL,
     size INTEGER NOT NULL, sha1 TEXT, md5 TEXT, content_type TEXT,
-    info TEXT NOT NULL, upload_ms INTEGER NOT NULL, blobs TEXT NOT NULL);
+    info TEXT NOT NULL, upload_ms INTEGER NOT NULL, blobs TEXT NOT NULL,
+    sse TEXT, retention TEXT, legal_hold TEXT, replication TEXT);
 CREATE INDEX IF NOT EXISTS files_by_name ON files(bucket_id, name, seq);
 CREATE TABLE IF NOT EXISTS parts(
     file_id TEXT NOT NULL, part_number INTEGER NOT NULL, size INTEGER NOT NULL,
     sha1 TEXT NOT NULL, upload_ms INTEGER NOT NULL, blob TEXT NOT NULL,
     PRIMARY KEY(file_id, part_number));
 """
+INDEXES = """
+CREATE INDEX IF NOT EXISTS files_pending ON files(seq) WHERE replication='pending';
+"""
 
-ALL_CAPABILITIES = [
-    "listKeys", "writeKeys", "deleteKeys", "listBuckets", "listAllBucketNames",
-    "readBuckets", "writeBuckets", "deleteBuckets", "readBucketEncryption",
-    "writeBucketEncryption", "readBucketRetentions", "writeBucketRetentions",
-    "readFileRetentions", "writeFileRetentions", "readFileLegalHolds",
-    "writeFileLegalHolds", "bypassGovernance", "listFiles", "readFiles", "shareFiles",
-    "writeFiles", "deleteFiles", "readBucketReplications", "writeBucketReplications",
-    "readBucketNotifications", "writeBucketNotifications",
+# Columns added after the first release: (table, column, declaration). Added at open when
+# missing, so a data directory of an older version keeps working.
+ADDED_COLUMNS = [
+    ("buckets", "default_retention", "TEXT"),
+    ("buckets", "replication", "TEXT"),
+    ("buckets", "notifications", "TEXT NOT NULL DEFAULT '[]'"),
+    ("files", "sse", "TEXT"),
+    ("files", "retention", "TEXT"),
+    ("files", "legal_hold", "TEXT"),
+    ("files", "replication", "TEXT"),
+]
+FILE_EXTRAS = ("sse", "retention", "legal_hold", "replication")
+
+# What this server implements: the master key has exactly these, so a client that looks
+# at its capabilities to decide what to try sees only what works here.
+CAPABILITIES = [
+    "listKeys", "writeKeys", "deleteKeys", "listBuckets", "writeBuckets", "deleteBuckets",
+    "readBucketEncryption", "writeBucketEncryption", "readBucketRetentions",
+    "writeBucketRetentions", "readFileRetentions", "writeFileRetentions",
+    "readFileLegalHolds", "writeFileLegalHolds", "bypassGovernance", "listFiles",
+    "readFiles", "shareFiles", "writeFiles", "deleteFiles", "readBucketReplications",
+    "writeBucketReplications", "readBucketNotifications", "writeBucketNotifications",
 ]  # fmt: skip
+# B2's capabilities that gate only its S3-compatible API (not served here): b2_create_key
+# accepts them, as B2 does (b2 key create --all-capabilities asks for them), they gate nothing.
+S3_ONLY_CAPABILITIES = ["listAllBucketNames", "readBuckets"]
+ALL_CAPABILITIES = CAPABILITIES + S3_ONLY_CAPABILITIES
 
 Row = sqlite3.Row
 
@@ -83,11 +111,20 @@ class Store:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA busy_timeout=10000")
         self.db.executescript(SCHEMA)
+        self._add_columns()
+        self.db.executescript(INDEXES)
         account = self.meta("account_id")
         if account is None:
             account = secrets.token_hex(6)
             self.db.execute("INSERT INTO meta VALUES('account_id', ?)", (account,))
         self.account_id: str = account
+
+    def _add_columns(self) -> None:
+        """Bring the tables of an older data directory up to date (new columns)."""
+        for table, column, decl in ADDED_COLUMNS:
+            cols = {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
+            if cols and column not in cols:
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
 
     def close(self) -> None:
         self.db.close()
@@ -109,11 +146,15 @@ class Store:
 
     # ---- ids and blobs ------------------------------------------------------------
 
-    def new_file_id(self, bucket_id: str) -> str:
+    def new_file_id(self, bucket_id: str, large: bool = False) -> str:
+        """B2's shape: ``4_z<bucket>_f<kind><15 hex>_d<date>_m<time>_c..._v..._t..._u0<ms>``,
+        where the kind digit after ``_f`` is 1 for a simple upload (or copy) and 2 for a
+        large file, as on B2."""
         t = time.gmtime()
+        kind = "2" if large else "1"
         return (
-            f"4_z{bucket_id}_f{secrets.token_hex(12)}_d{time.strftime('%Y%m%d', t)}"
-            f"_m{time.strftime('%H%M%S', t)}_c000_v0001000_t0000_u{now_ms() % 10**13:013d}"
+            f"4_z{bucket_id}_f{kind}{secrets.token_hex(8)[:15]}_d{time.strftime('%Y%m%d', t)}"
+            f"_m{time.strftime('%H%M%S', t)}_c000_v0001000_t0000_u0{now_ms():013d}"
         )
 
     def new_blob(self) -> str:
@@ -167,6 +208,9 @@ class Store:
     def key(self, key_id: str) -> Row | None:
         return self.db.execute("SELECT * FROM keys WHERE key_id=?", (key_id,)).fetchone()
 
+    def master_key(self) -> Row | None:
+        return self.db.execute("SELECT * FROM keys WHERE master=1").fetchone()
+
     def keys(self, start_key_id: str | None, limit: int) -> list[Row]:
         return self.db.execute(
             "SELECT * FROM keys WHERE master=0 AND key_id>=? ORDER BY key_id LIMIT ?",
@@ -213,13 +257,15 @@ class Store:
     # ---- buckets ------------------------------------------------------------------
 
     def create_bucket(self, name: str, btype: str, info: dict, cors: list, lifecycle: list,
-                      sse: dict, file_lock: bool) -> Row:  # fmt: skip
+                      sse: dict, file_lock: bool, replication: dict | None = None) -> Row:  # fmt: skip
         bucket_id = secrets.token_hex(12)
         with self.tx() as db:
             db.execute(
-                "INSERT INTO buckets VALUES(?,?,?,?,?,?,1,?,?)",
+                "INSERT INTO buckets(bucket_id,name,type,info,cors,lifecycle,revision,sse,"
+                "file_lock,replication) VALUES(?,?,?,?,?,?,1,?,?,?)",
                 (bucket_id, name, btype, json.dumps(info), json.dumps(cors),
-                 json.dumps(lifecycle), json.dumps(sse), int(file_lock)),
+                 json.dumps(lifecycle), json.dumps(sse), int(file_lock),
+                 None if replication is None else json.dumps(replication)),
             )  # fmt: skip
         return self.bucket(bucket_id)  # type: ignore[return-value]
 
@@ -232,11 +278,14 @@ class Store:
     def buckets(self) -> list[Row]:
         return self.db.execute("SELECT * FROM buckets ORDER BY name").fetchall()
 
-    def update_bucket(self, bucket_id: str, changes: dict[str, Any]) -> None:
-        cols = "".join(f", {k}=?" for k in changes)
+    def update_bucket(self, bucket_id: str, changes: dict[str, Any], revision: bool = True) -> None:
+        cols = ", ".join(f"{k}=?" for k in changes)
+        bump = "revision=revision+1" + (", " if cols else "") if revision else ""
+        if not (bump or cols):
+            return
         with self.tx() as db:
             db.execute(
-                f"UPDATE buckets SET revision=revision+1{cols} WHERE bucket_id=?",
+                f"UPDATE buckets SET {bump}{cols} WHERE bucket_id=?",
                 (*changes.values(), bucket_id),
             )
 
@@ -262,16 +311,37 @@ class Store:
         blobs: list[tuple[str, int]],
         file_id: str | None = None,
         md5: str | None = None,
+        upload_ms: int | None = None,
+        **extras: str | None,
     ) -> Row:
-        file_id = file_id or self.new_file_id(bucket_id)
+        """A new version; ``extras`` are the texts of ``FILE_EXTRAS`` columns (sse,
+        retention, legal_hold, replication)."""
+        assert set(extras) <= set(FILE_EXTRAS), extras
+        file_id = file_id or self.new_file_id(bucket_id, large=action == "start")
+        cols = "".join(f",{k}" for k in extras)
+        marks = ",?" * len(extras)
         with self.tx() as db:
             db.execute(
                 "INSERT INTO files(file_id,bucket_id,name,action,size,sha1,md5,content_type,"
-                "info,upload_ms,blobs) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
+                f"info,upload_ms,blobs{cols}) VALUES(?,?,?,?,?,?,?,?,?,?,?{marks})",
                 (file_id, bucket_id, name, action, size, sha1, md5, content_type,
-                 json.dumps(info), now_ms(), json.dumps(blobs)),
+                 json.dumps(info), upload_ms if upload_ms is not None else now_ms(),
+                 json.dumps(blobs), *extras.values()),
             )  # fmt: skip
         return self.version(file_id)  # type: ignore[return-value]
+
+    def update_version(self, file_id: str, **extras: str | None) -> Row | None:
+        """Change ``FILE_EXTRAS`` columns of a version (retention, legal hold, replication)."""
+        assert extras and set(extras) <= set(FILE_EXTRAS), extras
+        cols = ", ".join(f"{k}=?" for k in extras)
+        with self.tx() as db:
+            db.execute(f"UPDATE files SET {cols} WHERE file_id=?", (*extras.values(), file_id))
+        return self.version(file_id)
+
+    def pending_replications(self, limit: int) -> list[Row]:
+        return self.db.execute(
+            "SELECT * FROM files WHERE replication='pending' ORDER BY seq LIMIT ?", (limit,)
+        ).fetchall()
 
     def version(self, file_id: str) -> Row | None:
         return self.db.execute("SELECT * FROM files WHERE file_id=?", (file_id,)).fetchone()
@@ -315,11 +385,12 @@ class Store:
             db.execute("DELETE FROM parts WHERE file_id=?", (file_id,))
         self.remove_blobs([b for b, _ in json.loads(row["blobs"])] + [p["blob"] for p in parts])
 
-    def finish_large(self, file_id: str, size: int, blobs: list[tuple[str, int]]) -> Row:
+    def finish_large(self, file_id: str, size: int, blobs: list[tuple[str, int]],
+                     replication: str | None = None) -> Row:  # fmt: skip
         with self.tx() as db:
             db.execute(
-                "UPDATE files SET action='upload', size=?, blobs=? WHERE file_id=?",
-                (size, json.dumps(blobs), file_id),
+                "UPDATE files SET action='upload', size=?, blobs=?, replication=? WHERE file_id=?",
+                (size, json.dumps(blobs), replication, file_id),
             )
             db.execute("DELETE FROM parts WHERE file_id=?", (file_id,))
         return self.version(file_id)  # type: ignore[return-value]

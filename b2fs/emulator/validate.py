@@ -18,6 +18,7 @@ MAX_SEGMENT_BYTES = 250
 MAX_INFO_ITEMS = 10
 MAX_INFO_KEY_BYTES = 50
 MAX_NAME_AND_INFO_BYTES = 7000
+MAX_NAME_AND_INFO_BYTES_SSE = 2048  # with server-side encryption or in a lock-enabled bucket
 MAX_SMALL_FILE = 5_000_000_000
 MAX_LARGE_FILE = 10_000_000_000_000
 MAX_PARTS = 10_000
@@ -65,8 +66,9 @@ def bucket_name(name: Any) -> str:
     return name
 
 
-def file_info(info: Any, name: str) -> dict[str, str]:
-    """Check file info (JSON form or decoded ``X-Bz-Info-*`` headers); keys lower-cased."""
+def file_info(info: Any, name: str, limit: int = MAX_NAME_AND_INFO_BYTES) -> dict[str, str]:
+    """Check file info (JSON form or decoded ``X-Bz-Info-*`` headers); keys lower-cased.
+    ``limit``: bytes of name plus info (B2: 7000, or 2048 with SSE or Object Lock)."""
     if info is None:
         return {}
     if not isinstance(info, dict) or not all(
@@ -84,10 +86,8 @@ def file_info(info: Any, name: str) -> dict[str, str]:
             raise BadRequest(f"Invalid file info key, reserved prefix b2-: {key[:60]!r}")
         out[k] = value
     total = len(name.encode()) + sum(len(k.encode()) + len(v.encode()) for k, v in out.items())
-    if total > MAX_NAME_AND_INFO_BYTES:
-        raise BadRequest(
-            f"file name and file info together must not exceed {MAX_NAME_AND_INFO_BYTES} bytes"
-        )
+    if total > limit:
+        raise BadRequest(f"file name and file info together must not exceed {limit} bytes")
     return out
 
 

@@ -97,6 +97,11 @@ MEANINGS: dict[str, str] = {
     "metrics": "serve Prometheus metrics at `http://HOST:PORT/metrics`: `PORT` alone listens on "
     "127.0.0.1 only; give a host (`0.0.0.0:9464`) to be reached from elsewhere. Off by default "
     "(see Watching a mount)",
+    "sse": "`b2`: B2 encrypts every file the mount writes with its own keys (SSE-B2), "
+    "whatever the bucket's default (see [server-side encryption](#server-side-encryption))",
+    "sse_c_key_file": "a 0600 file holding a 256-bit key (32 bytes, or their base64): B2 "
+    "encrypts every file the mount writes with it (SSE-C), and every read passes it (see "
+    "[server-side encryption](#server-side-encryption))",
     "credentials": "a 0600 file of `KEY=value` lines with `B2_APPLICATION_KEY_ID`, "
     "`B2_APPLICATION_KEY` and optionally `B2_ENVIRONMENT`, instead of the environment. "
     "Also `--credentials`",
@@ -124,9 +129,8 @@ def _kind(name: str) -> str:
     if name in _BOOLS or name == "read_only":
         return "flag"
     if name in _STRS:
-        return {"realm": "URL", "proxy": "URL", "metrics": "[HOST:]PORT", "bwlimit": "rates"}.get(
-            name, "path"
-        )
+        return {"realm": "URL", "proxy": "URL", "metrics": "[HOST:]PORT", "bwlimit": "rates",
+                "sse": "`b2`"}.get(name, "path")  # fmt: skip
     raise KeyError(f"mount option {name!r} has no parser kind in b2fs.mount.options")
 
 

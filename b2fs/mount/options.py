@@ -97,6 +97,8 @@ class MountOptions:
     client_key: str | None = None
     # watching it
     metrics: str | None = None  # [HOST:]PORT of the Prometheus endpoint (loopback by default)
+    sse: str | None = None  # "b2": B2 encrypts new files with its keys (SSE-B2)
+    sse_c_key_file: str | None = None  # SSE-C: B2 encrypts with this key, which reads need
     # credentials for the fstab form
     credentials: str | None = None
     realm: str | None = None
@@ -130,6 +132,10 @@ class MountOptions:
             parse_bwlimit(self.bwlimit)
         if self.metrics is not None:
             metrics_address(self.metrics)
+        if self.sse not in (None, "b2"):
+            raise OptionError("sse takes b2 (SSE-B2); for SSE-C give sse_c_key_file")
+        if self.sse and self.sse_c_key_file:
+            raise OptionError("sse=b2 and sse_c_key_file are two kinds of encryption: choose one")
 
 
 def metrics_address(text: str) -> tuple[str, int]:
@@ -155,7 +161,8 @@ _INTS = {"uid", "gid", "download_concurrency", "upload_concurrency", "connection
 _BOOLS = {"allow_other", "hard_delete", "keep_attrs", "encrypt", "foreground", "debug", "http2",
           "nonempty", "sync_close"}  # fmt: skip
 _STRS = {"cache_dir", "passphrase_file", "credentials", "realm", "local", "log_file", "bwlimit",
-         "proxy", "ca_bundle", "client_cert", "client_key", "metrics"}  # fmt: skip
+         "proxy", "ca_bundle", "client_cert", "client_key", "metrics", "sse",
+         "sse_c_key_file"}  # fmt: skip
 _ALIASES = {"ro": ("read_only", "1"), "allow_root": ("allow_other", "1")}
 
 

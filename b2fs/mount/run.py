@@ -117,9 +117,16 @@ def open_cache_dir(path: str) -> int:
 
 
 def client_args(opts: MountOptions) -> dict[str, Any]:
-    """The ``B2Client`` keywords that the mount options set (timeouts, retries, network)."""
+    """The ``B2Client`` keywords that the mount options set (timeouts, retries, network, and
+    the server-side encryption every upload, copy and download carries: ``-o sse``,
+    ``-o sse_c_key_file``). StartupError for an unusable SSE-C key file."""
     from b2fs.b2 import RetryPolicy, Timeouts
+    from b2fs.mount.sse import SseKeyError, encryption
 
+    try:
+        sse = encryption(opts)
+    except SseKeyError as e:
+        raise StartupError(str(e)) from None
     t = opts.io_timeout
     up = down = None
     if opts.bwlimit:
@@ -139,6 +146,7 @@ def client_args(opts: MountOptions) -> dict[str, Any]:
         "max_connections": opts.connections,
         "upload_limit": up,
         "download_limit": down,
+        "server_side_encryption": sse,
     }
 
 

@@ -8,6 +8,7 @@ import signal
 import stat
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -123,3 +124,64 @@ def test_concurrent_clients(raw: Raw, bucket: str) -> None:
         datas = list(ex.map(work, range(40)))
     files = raw.names(bucket, prefix="c/", maxFileCount=1000)["files"]
     assert [f["contentLength"] for f in files] == [len(d) for d in datas]
+
+
+OLD_TABLES = """
+CREATE TABLE buckets(
+    bucket_id TEXT PRIMARY KEY, name TEXT UNIQUE NOT NULL, type TEXT NOT NULL,
+    info TEXT NOT NULL, cors TEXT NOT NULL, lifecycle TEXT NOT NULL,
+    revision INTEGER NOT NULL, sse TEXT NOT NULL, file_lock INTEGER NOT NULL);
+CREATE TABLE files(
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, file_id TEXT UNIQUE NOT NULL,
+    bucket_id TEXT NOT NULL, name TEXT NOT NULL, action TEXT NOT NULL,
+    size INTEGER NOT NULL, sha1 TEXT, md5 TEXT, content_type TEXT,
+    info TEXT NOT NULL, upload_ms INTEGER NOT NULL, blobs TEXT NOT NULL);
+INSERT INTO buckets VALUES('0123456789abcdef01234567', 'old-bucket', 'allPrivate', '{}', '[]',
+                           '[]', 1, '{"mode": null}', 0);
+"""
+
+
+def test_a_data_directory_of_an_older_version_is_upgraded(
+    make_local_server, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    import sqlite3
+
+    data = tmp_path / "old"
+    data.mkdir()
+    with sqlite3.connect(data / "meta.sqlite") as db:
+        db.executescript(OLD_TABLES)
+    raw = Raw(make_local_server(data))
+    (b,) = raw.call("b2_list_buckets", accountId=raw.account_id)["buckets"]
+    assert b["fileLockConfiguration"]["value"]["isFileLockEnabled"] is False
+    f = raw.upload(b["bucketId"], "new", b"1", headers={"X-Bz-Server-Side-Encryption": "AES256"})
+    assert (f["serverSideEncryption"]["mode"], f["replicationStatus"]) == ("SSE-B2", None)
+    rules = raw.call("b2_get_bucket_notification_rules", bucketId=b["bucketId"])
+    assert rules["eventNotificationRules"] == []
+
+
+def test_pending_replication_survives_a_restart(make_local_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    data = tmp_path / "repl"
+    srv = make_local_server(data, extra_args=["--replication-delay", "60"])
+    raw = Raw(srv)
+    src_key = raw.call("b2_create_key", accountId=raw.account_id, keyName="s",
+                       capabilities=["readFiles"])["applicationKeyId"]  # fmt: skip
+    dst_key = raw.call("b2_create_key", accountId=raw.account_id, keyName="d",
+                       capabilities=["writeFiles"])["applicationKeyId"]  # fmt: skip
+    dest = raw.call("b2_create_bucket", accountId=raw.account_id, bucketName="repl-dest",
+                    bucketType="allPrivate", replicationConfiguration={"asReplicationDestination": {
+                        "sourceToDestinationKeyMapping": {src_key: dst_key}}})["bucketId"]  # fmt: skip
+    rule = {"destinationBucketId": dest, "fileNamePrefix": "", "includeExistingFiles": False,
+            "isEnabled": True, "priority": 1, "replicationRuleName": "restart-rule"}  # fmt: skip
+    src = raw.call("b2_create_bucket", accountId=raw.account_id, bucketName="repl-src",
+                   bucketType="allPrivate", replicationConfiguration={"asReplicationSource": {
+                       "sourceApplicationKeyId": src_key, "replicationRules": [rule]}})["bucketId"]  # fmt: skip
+    f = raw.upload(src, "later", b"after the restart")
+    assert f["replicationStatus"] == "pending"
+    srv.stop()
+    raw = Raw(make_local_server(data))
+    deadline = time.monotonic() + 10
+    while raw.call("b2_get_file_info", fileId=f["fileId"])["replicationStatus"] != "completed":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    (replica,) = raw.names(dest)["files"]
+    assert raw.by_id(replica["fileId"]).content == b"after the restart"
