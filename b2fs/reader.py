@@ -140,10 +140,12 @@ class Reader:
     # -- blocks --------------------------------------------------------------------------
 
     def _block_span(self, obj: ObjectRef, index: int) -> tuple[int, int]:
+        return self.stored_span(obj.plain_size, index)
+
+    def stored_span(self, plain_size: int, index: int) -> tuple[int, int]:
+        """The stored byte range [start, end) of block ``index`` of a version of that size."""
         bs = self.block_size
-        return self.codec.stored_range(
-            index * bs, min((index + 1) * bs, obj.plain_size), obj.plain_size
-        )
+        return self.codec.stored_range(index * bs, min((index + 1) * bs, plain_size), plain_size)
 
     async def block(self, obj: ObjectRef, index: int) -> bytes:
         """The plaintext of one block."""
@@ -192,6 +194,8 @@ class Reader:
         try:
             # the header first: its own download would need a second token of the limiter
             decryptor = await self._decryptor(obj) if self.codec.encrypted else None
+            log.debug("%s: downloading blocks %d-%d (bytes %d-%d)", obj.name, first, stop - 1,
+                      start, end - 1)  # fmt: skip
             async with (
                 self._limiter,
                 self.client.download_stream(file_id=obj.file_id, range=(start, end - 1)) as stream,

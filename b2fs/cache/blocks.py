@@ -21,6 +21,7 @@ import logging
 import os
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 
 import trio
@@ -170,6 +171,53 @@ class BlockCache:
             raise
         return self._finish(key, len(data), error)
 
+    def link(self, src_id: str, dst_id: str, index: int) -> bool:
+        """Cache block ``index`` of ``dst_id`` as the same bytes as that of ``src_id`` (a
+        server-side copy: a hard link, no bytes written); False when the source is not here."""
+        if not self.enabled:
+            return False
+        src, dst = self._key(src_id, index), self._key(dst_id, index)
+        size = self._index.get(src)
+        if size is None or dst in self._index or dst in self._writing:
+            return dst in self._index
+        path = self._path(dst)
+        try:
+            path.parent.mkdir(mode=0o700, exist_ok=True)
+            os.link(self._path(src), path)
+        except FileExistsError:
+            pass
+        except OSError:
+            return False
+        self._evict(size)
+        self._index[dst] = size
+        self.used += size
+        self._touched.add(dst)
+        self.stores += 1
+        return True
+
+    async def put_from_async(self, file_id: str, index: int, size: int,
+                             produce: Callable[[], bytes]) -> bool:  # fmt: skip
+        """``put_async`` of ``size`` bytes that ``produce()`` makes in the worker thread too (a
+        read of a staging file, an encryption)."""
+        key = self._reserve(file_id, index, size)
+        if key is None:
+            return self._key(file_id, index) in self._index
+
+        def work() -> OSError | None:
+            data = produce()
+            if len(data) != size:
+                return OSError(f"{len(data)} bytes made for a block of {size}")
+            return self._write(key, data)
+
+        try:
+            error = await trio.to_thread.run_sync(work)
+        except BaseException as e:
+            self._finish(key, size, OSError(str(e)))
+            if isinstance(e, Exception):
+                return False
+            raise
+        return self._finish(key, size, error)
+
     def _reserve(self, file_id: str, index: int, size: int) -> Key | None:
         """Make room for a new block; None when there is nothing to write."""
         if not self.enabled or size > self.budget:
@@ -212,7 +260,7 @@ class BlockCache:
             if now - self._last_warning > 60:
                 self._last_warning = now
                 log.warning("block cache: cannot store a block in %s (%s): reading uncached",
-                            self.dir, error.strerror)  # fmt: skip
+                            self.dir, error.strerror or error)  # fmt: skip
             return False
         self._index[key] = size
         self._touched.add(key)

@@ -207,8 +207,15 @@ class ChangeBase:
             return
         self._patch(parent, name, remote_entry(name, version, d.size))
         node = self.fs.inodes.by_path(d.path)
-        if node is not None:
-            node.page_cache_id = None
+        if node is not None:  # the kernel's pages of the file are this version's if unchanged
+            node.page_cache_id = version.file_id if d.uploaded_generation == d.generation else None
+
+    def _copied(self, src_id: str, dst_id: str, plain_size: int) -> None:
+        """A server-side copy has the same stored bytes: its cached blocks are the source's
+        (hard links), and the kernel's pages of a node showing the source stay valid."""
+        cache, bs = self.fs.reader.cache, self.fs.reader.block_size
+        for i in range(-(-plain_size // bs)):
+            cache.link(src_id, dst_id, i)
 
     async def _keep_dir(self, dir_path: str) -> None:
         """Give an unmarked directory a marker when its last entry is about to go."""

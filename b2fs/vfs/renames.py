@@ -14,6 +14,7 @@ is completed at the next mount.  Every new name is checked against B2's
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from typing import Any
@@ -145,6 +146,10 @@ class Renames(ChangeBase):
         op = self.journal.add_op("rename_file", args)
         version = await self.remote.copy(src.remote.file_id, new_stored, info,
                                          content_type=src.remote.content_type)  # fmt: skip
+        self._copied(src.remote.file_id, version.file_id, src.size)
+        node = self.fs.inodes.by_path(old)
+        if node is not None and node.page_cache_id == src.remote.file_id:
+            node.page_cache_id = version.file_id
         await self.remote.remove(src.stored)
         self.journal.done_op(op)
         self._patch(old_parent, old_name, None)
@@ -221,8 +226,13 @@ class Renames(ChangeBase):
         async def one(f: Any, target: str, info: dict[str, str] | None) -> None:
             async with limiter:
                 try:
-                    await self.remote.copy(f.file_id, target, info, size=f.size,
-                                           content_type=f.content_type)  # fmt: skip
+                    copy = await self.remote.copy(f.file_id, target, info, size=f.size,
+                                                  content_type=f.content_type)  # fmt: skip
+                    if not target.endswith(DIR_MARKER):
+                        with contextlib.suppress(Exception):  # a foreign size: nothing cached
+                            self._copied(
+                                f.file_id, copy.file_id, self.fs.reader.codec.plain_size(f.size)
+                            )
                     await self.remote.remove(f.file_name)
                 except Exception as e:
                     log.warning("directory rename: moving %r failed (%s); the rename gets EIO and "

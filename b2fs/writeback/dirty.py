@@ -75,6 +75,7 @@ class DirtyFile:
         self.uploaded_generation = -1
         self.uploaded_file_id: str | None = None  # the version B2 holds for uploaded_generation
         self.synced_generation = -1  # the journal row and staging survive a power cut up to here
+        self.uploaded_source: Any = None  # the upload's source (stored bytes), while it runs
         self.forced = False  # fsync or unmount: upload even with writers
 
         self.deleted = False  # unlinked or replaced: never uploaded

@@ -82,6 +82,7 @@ class PendingRecord:
     base_plain_size: int = 0
     base_limit: int = 0  # bytes of the base still part of this file
     base_info: dict[str, str] = field(default_factory=dict)
+    base_type: str | None = None  # the base's content type (a copy with new file info keeps it)
     filled: list[int] = field(default_factory=list)  # blocks present in staging
     hide_after: list[str] = field(default_factory=list)  # stored names to hide once uploaded
     replaces: list[list[str]] = field(default_factory=list)  # [name, fileId] deleted once uploaded

@@ -14,6 +14,7 @@ for up to ``unmount_wait`` seconds, with progress in the log.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import logging
@@ -158,6 +159,7 @@ class WriteBack:
             record.base_plain_size = base.size
             record.base_limit = base.size
             record.base_info = dict(base.remote.file_info)
+            record.base_type = base.remote.content_type
         if record.kind in CONTENTLESS:
             record.staging = ""
             staging: Any = NoContent()
@@ -399,6 +401,8 @@ class WriteBack:
                     version = await self.uploader.upload(
                         d, save=lambda r: self.journal.put(d.row_id, r, durable=False)
                     )
+                    if d.generation == generation:
+                        await self._keep_in_cache(d, version)
                 except Exception as e:  # retried with backoff; the journal keeps it
                     error = e
         if d.uploading is scope:
@@ -452,6 +456,35 @@ class WriteBack:
             if d.generation != generation and (d.writers == 0 or d.forced):
                 self.schedule(d)  # changed while it uploaded, and closed since
         self._signal(d)
+
+    async def _keep_in_cache(self, d: DirtyFile, version: Any) -> None:
+        """What B2 now holds is what staging holds: keep it as block-cache blocks of the new
+        version (ciphertext in an encrypted mount), so reading it back costs no download.
+        Blocks the upload copied server-side, and a copy of the whole version (a change of
+        attributes), are the base's cached blocks, hard-linked.  Skipped for a version over
+        half the cache (it would only evict itself)."""
+        source, d.uploaded_source = d.uploaded_source, None
+        cache = self.reader.cache
+        if not cache.enabled or d.kind not in (Kind.FILE, Kind.SYMLINK):
+            return
+        r = d.record
+        n = -(-r.size // self.block_size)
+        try:
+            if source is None:  # a copy of the base with new file info: the same stored bytes
+                for i in range(n if r.base_file_id else 0):
+                    cache.link(r.base_file_id, version.file_id, i)
+                return
+            if version.size > cache.budget // 2:
+                return
+            for i in range(n):
+                if r.base_file_id is not None and d.from_base(i):  # copied server-side
+                    cache.link(r.base_file_id, version.file_id, i)
+                    continue
+                start, end = self.reader.stored_span(r.size, i)
+                await cache.put_from_async(version.file_id, i, end - start,
+                                           functools.partial(source.read_sync, start, end - start))  # fmt: skip
+        except Exception as e:  # the cache is a convenience: a failure only costs a download
+            log.debug("keeping %s in the block cache: %s", d.shown, e)
 
     def _save_quietly(self, d: DirtyFile, durable: bool = False) -> None:
         """Record progress (attempts, errors, parts; that B2 holds it); failing to is logged,

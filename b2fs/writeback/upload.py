@@ -117,6 +117,9 @@ class StagingSource:
         self.size = dirty.size
 
     async def read(self, offset: int, length: int) -> bytes:
+        return self.read_sync(offset, length)
+
+    def read_sync(self, offset: int, length: int) -> bytes:
         data = self.dirty.staging.pread(offset, length)
         if len(data) < length:
             data += bytes(length - len(data))  # a sparse tail
@@ -137,6 +140,11 @@ class EncryptingSource:
         return data + bytes(length - len(data)) if len(data) < length else data
 
     async def read(self, offset: int, length: int) -> bytes:
+        return self.read_sync(offset, length)
+
+    def read_sync(self, offset: int, length: int) -> bytes:
+        """The stored bytes at ``offset``: the same each time (a chunk's nonce is its index;
+        a chunk whose plaintext changed since it was sealed is refused, SourceChanged)."""
         return self.encryptor.read_stored(self._plain, self.plain_size, offset, offset + length)
 
 
@@ -199,6 +207,7 @@ class Uploader:
 
         ``save(record)`` persists the journal record (called as a large upload progresses).
         """
+        d.uploaded_source = None
         progress = self.progress[d] = UploadProgress()
         try:
             return await self._upload(d, save, progress)
@@ -216,7 +225,10 @@ class Uploader:
             # Same bytes, new attributes: a server-side copy with the new file info.
             kept = {k: v for k, v in r.base_info.items() if k in KEEP_ON_COPY}
             return await self.client.copy_file(
-                r.base_file_id, r.stored, file_info={**self.file_info(d), **kept}
+                r.base_file_id,
+                r.stored,
+                file_info={**self.file_info(d), **kept},
+                content_type=r.base_type,  # when known, B2 need not be asked for it
             )
         if self.content.encrypted:
             await d.fill_range(0, r.size)
@@ -229,6 +241,7 @@ class Uploader:
             info = self.file_info(d)
             clean = self._clean_runs(d) if r.size >= self.threshold else []
         progress.total = source.size
+        d.uploaded_source = source  # what B2 holds, to keep in the block cache afterwards
         if source.size < self.threshold:
             await d.fill_range(0, r.size)
             version = await self.client.upload(
