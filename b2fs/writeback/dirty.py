@@ -18,6 +18,7 @@ generations to know whether what it uploaded is still the latest content.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import trio
@@ -26,6 +27,7 @@ from b2fs.posix.entries import Entry, Kind
 from b2fs.posix.fileinfo import Attrs
 from b2fs.posix.paths import DIR_MARKER
 from b2fs.reader import ObjectRef, Reader
+from b2fs.writeback.inline import InlineStaging
 from b2fs.writeback.journal import PendingRecord
 
 
@@ -76,6 +78,8 @@ class DirtyFile:
         self.uploaded_file_id: str | None = None  # the version B2 holds for uploaded_generation
         self.synced_generation = -1  # the journal row and staging survive a power cut up to here
         self.uploaded_source: Any = None  # the upload's source (stored bytes), while it runs
+        # Set by the write-back: move an inline file to a staging file (see writeback.inline).
+        self.spill: Callable[[DirtyFile], None] | None = None
         self.forced = False  # fsync or unmount: upload even with writers
 
         self.deleted = False  # unlinked or replaced: never uploaded
@@ -125,6 +129,16 @@ class DirtyFile:
     def touch(self) -> None:
         self.generation += 1
 
+    def content(self) -> bytes | None:
+        """The bytes of a file staged inline (its journal row carries them), else None."""
+        return self.staging.content() if isinstance(self.staging, InlineStaging) else None
+
+    def _room(self, size: int) -> None:
+        """Before staging grows to ``size``: an inline file too big for memory moves out."""
+        if isinstance(self.staging, InlineStaging) and not self.staging.fits(size):
+            assert self.spill is not None
+            self.spill(self)
+
     # -- reads ---------------------------------------------------------------------------
 
     async def read(self, offset: int, size: int) -> bytes:
@@ -167,6 +181,7 @@ class DirtyFile:
         bs = self.block_size
         block = await self.reader.block(base, index)
         valid = min(bs, self.record.base_limit - index * bs)
+        self._room(index * bs + valid)
         self.staging.pwrite(index * bs, block[:valid])
         self.filled.add(index)
 
@@ -189,6 +204,7 @@ class DirtyFile:
                 if not (offset <= lo and end >= hi):
                     await self.fill(index)
             self.filled.add(index)
+        self._room(end)
         self.staging.pwrite(offset, data)
         if end > self.record.size:
             self.record.size = end
@@ -204,6 +220,7 @@ class DirtyFile:
                 await self.fill(index)
             r.base_limit = size
             self.filled = {i for i in self.filled if i * bs < size}
+        self._room(size)
         self.staging.truncate(size)
         r.size = size
         self.touch()
@@ -222,6 +239,8 @@ class DirtyFile:
             os.fsync(self.fd)
 
     def close(self) -> None:
+        if isinstance(self.staging, InlineStaging):
+            self.staging.release()
         if self.fd < 0:
             return
         try:

@@ -6,7 +6,8 @@ unchanged blocks may still be copied server-side), and, while a large-file
 upload is under way, the large file's id and the parts done.  One row per
 multi-step namespace change (``ops``: a directory rename) until it is done.
 
-A row is written before ``close`` (the FUSE flush) returns, in SQLite's WAL
+A small file's bytes are in its row (``content``: ``b2fs.writeback.inline``),
+so it needs no staging file.  A row is written before ``close`` (the FUSE flush) returns, in SQLite's WAL
 with ``synchronous=NORMAL``: the commit is in the kernel's page cache, so it
 survives the mount process dying (``kill -9``) as the staging file does.  It
 survives the machine once *synced*: the staging file fsynced and the row
@@ -33,12 +34,13 @@ import os
 import sqlite3
 import threading
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from b2fs.codec import b64
 
 SEALED = "sealed:"  # prefix of a row sealed by an encrypted mount
+Row = tuple[str, str, bytes | None]  # the columns of a pending row: path, record, content
 
 
 class JournalError(Exception):
@@ -50,7 +52,8 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS pending (
     id INTEGER PRIMARY KEY,
     path TEXT NOT NULL,
-    record TEXT NOT NULL
+    record TEXT NOT NULL,
+    content BLOB
 );
 CREATE TABLE IF NOT EXISTS ops (
     id INTEGER PRIMARY KEY,
@@ -111,6 +114,9 @@ class Journal:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute(f"PRAGMA synchronous={'FULL' if sync_close else 'NORMAL'}")
         self.db.executescript(SCHEMA)
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(pending)")}
+        if "content" not in columns:  # a journal of an earlier b2fs
+            self.db.execute("ALTER TABLE pending ADD COLUMN content BLOB")
         row = self.db.execute("SELECT value FROM meta WHERE key='id'").fetchone()
         if row is None:
             self.id = uuid.uuid4().hex
@@ -144,11 +150,7 @@ class Journal:
         text = json.dumps(value, separators=(",", ":"))
         if self.seal is None:
             return text
-        raw = text.encode()
-        enc = self.seal.encryptor()
-        return SEALED + b64.encode(
-            enc.read_stored(lambda o, n: raw[o : o + n], len(raw), 0, enc.stored_size(len(raw)))
-        )
+        return SEALED + b64.encode(self._seal(text.encode()))
 
     def _load(self, text: str) -> Any:
         sealed = text.startswith(SEALED)
@@ -156,10 +158,16 @@ class Journal:
             raise ValueError("sealed" if sealed else "not sealed")
         if not sealed:
             return json.loads(text)
-        blob = b64.decode(text[len(SEALED) :])
+        return json.loads(self._unseal(b64.decode(text[len(SEALED) :])))
+
+    def _seal(self, raw: bytes) -> bytes:
+        """``raw`` as a tiny object of the content codec (a fresh salt, so a fresh key)."""
+        enc = self.seal.encryptor()
+        return enc.read_stored(lambda o, n: raw[o : o + n], len(raw), 0, enc.stored_size(len(raw)))
+
+    def _unseal(self, blob: bytes) -> bytes:
         n = self.seal.header_size()
-        size = self.seal.plain_size(len(blob))
-        return json.loads(self.seal.decryptor(blob[:n]).decode(0, blob[n:], size))
+        return self.seal.decryptor(blob[:n]).decode(0, blob[n:], self.seal.plain_size(len(blob)))
 
     def _check(self) -> None:
         """Refuse a journal whose rows this mount cannot read (before anything is replayed)."""
@@ -190,30 +198,45 @@ class Journal:
 
     # -- pending uploads -----------------------------------------------------------------
 
-    def put(self, row_id: int | None, record: PendingRecord, durable: bool | None = True) -> int:
-        """Write a row; ``durable=False`` for progress whose loss only repeats work, ``None``
-        with a WAL sync (it and every row before it then survive a power cut)."""
-        return self.put_encoded(row_id, *self.encode(record), durable=durable)
+    def put(self, row_id: int | None, record: PendingRecord, content: bytes | None = None,
+            durable: bool | None = True) -> int:  # fmt: skip
+        """Write a row (with the file's bytes when they are staged inline); ``durable=False``
+        for progress whose loss only repeats work, ``None`` with a WAL sync (it and every row
+        before it then survive a power cut)."""
+        return self.put_encoded(row_id, self.encode(record, content), durable=durable)
 
-    def encode(self, record: PendingRecord) -> tuple[str, str]:
-        """(path column, record column): computed on the loop, written anywhere."""
-        return (record.path if self.seal is None else ""), self._dump(asdict(record))
+    def encode(self, record: PendingRecord, content: bytes | None = None) -> Row:
+        """The row's columns: computed on the loop, written anywhere."""
+        if content is not None and self.seal is not None:
+            content = self._seal(content)
+        # vars(): the record's own dict (asdict's deep copy costs more than the JSON)
+        return (record.path if self.seal is None else ""), self._dump(vars(record)), content
 
-    def put_encoded(self, row_id: int | None, path: str, data: str, durable: bool | None = True
-                    ) -> int:  # fmt: skip
+    def put_encoded(self, row_id: int | None, row: Row, durable: bool | None = True) -> int:
+        path, data, content = row
         if row_id is None:
-            cur = self._exec("INSERT INTO pending (path, record) VALUES (?, ?)", (path, data))
+            cur = self._exec(
+                "INSERT INTO pending (path, record, content) VALUES (?, ?, ?)",
+                (path, data, content),
+            )
             return int(cur.lastrowid or 0)
-        self._exec("UPDATE pending SET path=?, record=? WHERE id=?", (path, data, row_id), durable)
+        self._exec("UPDATE pending SET path=?, record=?, content=? WHERE id=?",
+                   (path, data, content, row_id), durable)  # fmt: skip
         return row_id
 
     def delete(self, row_id: int) -> None:
         """Forget a row (its upload is done): not synced, see ``quick``."""
         self._exec("DELETE FROM pending WHERE id=?", (row_id,), durable=False)
 
-    def pending(self) -> list[tuple[int, PendingRecord]]:
-        rows = self._exec("SELECT id, record FROM pending ORDER BY id").fetchall()
-        return [(rid, PendingRecord(**self._load(data))) for rid, data in rows]
+    def pending(self) -> list[tuple[int, PendingRecord, bytes | None]]:
+        """(row id, record, inline bytes or None) of every row, oldest first."""
+        rows = self._exec("SELECT id, record, content FROM pending ORDER BY id").fetchall()
+        out = []
+        for rid, data, content in rows:
+            if content is not None and self.seal is not None:
+                content = self._unseal(content)
+            out.append((rid, PendingRecord(**self._load(data)), content))
+        return out
 
     # -- multi-step operations -----------------------------------------------------------
 

@@ -14,6 +14,7 @@ for up to ``unmount_wait`` seconds, with progress in the log.
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import heapq
 import itertools
@@ -33,6 +34,7 @@ from b2fs.posix.fileinfo import Attrs, read_info
 from b2fs.posix.paths import split
 from b2fs.reader import Reader
 from b2fs.writeback.dirty import CONTENTLESS, DirtyFile, NoContent
+from b2fs.writeback.inline import INLINE_MAX, InlineBudget, InlineStaging
 from b2fs.writeback.journal import Journal, PendingRecord
 from b2fs.writeback.upload import Uploader
 
@@ -70,6 +72,7 @@ class WriteBack:
         self._wake = trio.Event()
         self._queue: list[tuple[float, int, DirtyFile]] = []  # (due, serial, file): a heap
         self._serials = itertools.count()  # heap tie-breaks and staging file names
+        self.inline = InlineBudget()  # memory of the files staged inline
         self._nursery: trio.Nursery | None = None
         self.uploads_done = 0
         self.uploads_failed = 0
@@ -146,9 +149,7 @@ class WriteBack:
             base: Entry | None = None) -> DirtyFile:  # fmt: skip
         """A new pending version at ``path``: empty, or starting as ``base`` (a remote entry).
         A directory's marker (``attrs.kind`` DIR) is kept at the directory's own path."""
-        serial = next(self._serials)
-        name = f"{os.getpid()}-{trio.current_time():.6f}-{serial}".replace(".", "_")
-        record = PendingRecord(path=path, stored=stored, staging=name, size=0, mtime_ns=attrs.mtime_ns,
+        record = PendingRecord(path=path, stored=stored, staging="", size=0, mtime_ns=attrs.mtime_ns,
                                kind=attrs.kind.name.lower(), mode=attrs.mode, uid=attrs.uid, gid=attrs.gid,
                                atime_ns=attrs.atime_ns, ctime_ns=attrs.ctime_ns, rdev=attrs.rdev,
                                long_info=long_info)  # fmt: skip
@@ -160,25 +161,55 @@ class WriteBack:
             record.base_limit = base.size
             record.base_info = dict(base.remote.file_info)
             record.base_type = base.remote.content_type
+        fd = -1
+        staging: Any
         if record.kind in CONTENTLESS:
             record.staging = ""
-            staging: Any = NoContent()
-            fd = -1
+            staging = NoContent()
+        elif record.size <= INLINE_MAX and self.inline.used + record.size <= self.inline.limit:
+            record.staging = ""  # bytes in memory and in the journal row
+            staging = InlineStaging(self.inline, bytes(record.size))
         else:
-            fd = os.open(
-                os.path.join(self.staging_dir, name),
-                os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
-                0o600,
-            )
-            staging = self.staging_codec.create(fd)
-            if record.size:
-                staging.truncate(record.size)
+            fd, staging = self._staging_file(record)
         d = DirtyFile(record, staging, fd, self.reader, self.block_size)
+        d.spill = self._spill
         old = self.files.get(path)
         if old is not None:
             self._remove(old)
         self._add(d)
         return d
+
+    def _staging_file(self, record: PendingRecord) -> tuple[int, Any]:
+        """A new staging file for ``record`` (named by it), of its size."""
+        record.staging = f"{os.getpid()}-{trio.current_time():.6f}-{next(self._serials)}".replace(
+            ".", "_"
+        )
+        fd = os.open(os.path.join(self.staging_dir, record.staging),
+                     os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)  # fmt: skip
+        try:
+            staging = self.staging_codec.create(fd)
+            if record.size:
+                staging.truncate(record.size)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd, staging
+
+    def _spill(self, d: DirtyFile) -> None:
+        """An inline file outgrows memory: its bytes move to a staging file (the next journal
+        write of it names the file instead of carrying the bytes)."""
+        inline = d.staging
+        fd, staging = self._staging_file(d.record)
+        try:
+            data = inline.content()
+            if data:
+                staging.pwrite(0, data)
+        except BaseException:
+            os.close(fd)
+            raise
+        d.staging, d.fd = staging, fd
+        inline.release()
+        d.synced_generation = -1  # the file's bytes are not on disk yet
 
     async def supersede(self, d: DirtyFile) -> None:
         """Stop a running upload of ``d`` before it changes (the next upload replaces it)."""
@@ -198,7 +229,7 @@ class WriteBack:
         if self.sync_close:
             d.fsync_staging()
             d.synced_generation = d.generation
-        d.row_id = self.journal.put(d.row_id, d.sync_record())
+        d.row_id = self.journal.put(d.row_id, d.sync_record(), d.content())
         d.journaled_generation = d.generation
 
     async def journal_async(self, d: DirtyFile) -> None:
@@ -211,13 +242,13 @@ class WriteBack:
             if d.journaled_generation == d.generation and d.row_id is not None:
                 return
             generation = d.generation
-            path, data = self.journal.encode(d.sync_record(synced=True))
+            row = self.journal.encode(d.sync_record(synced=True), d.content())
             fd, row_id = d.fd, d.row_id
 
             def persist() -> int:
                 if fd >= 0:
                     os.fsync(fd)
-                return self.journal.put_encoded(row_id, path, data)
+                return self.journal.put_encoded(row_id, row)
 
             row_id = await trio.to_thread.run_sync(persist)
             if d.dropped:  # unlinked meanwhile: the row must go too
@@ -233,26 +264,28 @@ class WriteBack:
         marked synced, with a WAL sync."""
         while True:
             await trio.sleep(SYNC_INTERVAL)
-            todo = [d for d in self.files.values() if d.row_id is not None and d.fd >= 0
+            todo = [d for d in self.files.values() if d.row_id is not None
                     and d.journaled_generation == d.generation != d.synced_generation
                     and d.uploaded_generation != d.generation]  # fmt: skip
             if todo:
                 await self.sync(todo)
 
     async def sync(self, todo: list[DirtyFile]) -> None:
-        rows = [(d, d.generation, d.row_id, os.dup(d.fd), *self.journal.encode(d.sync_record(True)))
-                for d in todo if d.fd >= 0]  # fmt: skip
+        rows = [(d, d.generation, d.row_id, self.journal.encode(d.sync_record(True), d.content()))
+                for d in todo if d.fd >= 0 or d.content() is not None]  # fmt: skip
         for d in todo:
             d.sync_record()  # back to what the row says until the sync is done
+        fds = [os.dup(d.fd) for d, *_ in rows if d.fd >= 0]
 
         def persist() -> None:
             try:
-                for _, _, _, fd, _, _ in rows:
-                    os.fsync(fd)
-                for _, _, row_id, _, path, data in rows:
-                    self.journal.put_encoded(row_id, path, data, durable=None)
+                if fds and not _syncfs(fds[0]):  # one syncfs for the staging disk, else fsyncs
+                    for fd in fds:
+                        os.fsync(fd)
+                for _, _, row_id, row in rows:
+                    self.journal.put_encoded(row_id, row, durable=None)
             finally:
-                for _, _, _, fd, _, _ in rows:
+                for fd in fds:
                     os.close(fd)
 
         try:
@@ -261,7 +294,7 @@ class WriteBack:
             log.warning("journal: syncing %d pending file(s) to disk failed (%s); retrying in "
                         "%.0fs", len(rows), e, SYNC_INTERVAL)  # fmt: skip
             return
-        for d, generation, row_id, *_ in rows:
+        for d, generation, row_id, _ in rows:
             if d.dropped and d.row_id is None:  # forgotten meanwhile: its row goes again
                 self.journal.delete(row_id)
             elif d.generation == generation:
@@ -399,7 +432,7 @@ class WriteBack:
                 try:
                     self.journal_now(d)
                     version = await self.uploader.upload(
-                        d, save=lambda r: self.journal.put(d.row_id, r, durable=False)
+                        d, save=lambda r: self.journal.put(d.row_id, r, d.content(), durable=False)
                     )
                     if d.generation == generation:
                         await self._keep_in_cache(d, version)
@@ -492,7 +525,7 @@ class WriteBack:
         if d.row_id is None:
             return
         try:
-            self.journal.put(d.row_id, d.sync_record(), durable=durable)
+            self.journal.put(d.row_id, d.sync_record(), d.content(), durable=durable)
         except OSError as e:
             log.warning("journal: cannot record the state of %s (%s); its upload goes on (after a "
                         "crash now it would start over)", d.shown, e)  # fmt: skip
@@ -523,7 +556,7 @@ class WriteBack:
     def _recover(self) -> None:
         """Replay the journal: pending versions come back into the overlay and the queue."""
         known = set()
-        for row_id, record in self.journal.pending():
+        for row_id, record, content in self.journal.pending():
             shown = record.stored if self.staging_codec.encrypted else record.path
             path = os.path.join(self.staging_dir, record.staging)
             if record.uploaded is not None:  # fsync put it in B2: nothing left to do
@@ -536,7 +569,9 @@ class WriteBack:
                           shown)  # fmt: skip
                 self.journal.delete(row_id)
                 continue
-            if not record.staging:  # a marker or special file: nothing staged
+            if content is not None:  # a small file: its bytes are in the row
+                staging, fd = InlineStaging(self.inline, content), -1
+            elif not record.staging:  # a marker or special file: nothing staged
                 staging, fd = NoContent(), -1
             else:
                 try:
@@ -552,6 +587,7 @@ class WriteBack:
                     self.journal.delete(row_id)
                     continue
             d = DirtyFile(record, staging, fd, self.reader, self.block_size, row_id=row_id)
+            d.spill = self._spill
             if record.synced:
                 d.synced_generation = d.generation
             old = self.files.get(record.path)
@@ -625,10 +661,22 @@ class WriteBack:
         }
 
 
+def _syncfs(fd: int) -> bool:
+    """syncfs(2) of the file system holding ``fd`` (all staging files in one call)."""
+    try:
+        return _libc.syncfs(fd) == 0
+    except AttributeError:
+        return False
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
 def _needs_staging(r: PendingRecord) -> bool:
-    """Does the content come (partly) from the staging file? (Not for an empty file, a marker,
-    or a version whose bytes are all its base's: a change of attributes.)"""
-    if r.size == 0 or r.kind == "dir":
+    """Does the content come (partly) from a staging file? (Not for a file staged inline,
+    whose bytes are in its row, an empty file, a marker, or a version whose bytes are all its
+    base's: a change of attributes.)"""
+    if r.size == 0 or r.kind == "dir" or not r.staging:
         return False
     return not (r.base_file_id is not None and r.base_limit >= r.size and not r.filled)
 

@@ -121,7 +121,13 @@ def test_no_plaintext_name_or_content_reaches_any_disk(mount_factory, server, b2
     # The cache holds blocks, staging files and a journal with rows; B2 holds the tree.
     cache_files = files_under(m.cache_dir)
     assert any("blocks-" in str(f) for f in cache_files)
-    assert len(list((m.cache_dir / "staging").iterdir())) == 2  # a marker has none
+    # two pending files (small: their bytes in their journal rows, sealed), a marker (no bytes)
+    db = sqlite3.connect(m.cache_dir / "journal.sqlite")
+    try:
+        rows = db.execute("SELECT content FROM pending").fetchall()
+    finally:
+        db.close()
+    assert sum(1 for (content,) in rows if content is not None) == 2
     assert any(f.name == "journal.sqlite" for f in cache_files)
     needles = [n.encode() for n in names.values()] + [text[:24], text[-24:], big[5000:5032]]
     assert scan([m.log_path], [b"mounted b2://"])  # the scan sees what is there
