@@ -28,7 +28,7 @@ from b2fs.posix.fileinfo import Attrs
 from b2fs.posix.paths import DIR_MARKER
 from b2fs.reader import ObjectRef, Reader
 from b2fs.writeback.inline import InlineStaging
-from b2fs.writeback.journal import PendingRecord
+from b2fs.writeback.journal import KEEP, PendingRecord
 
 
 class NoContent:
@@ -77,6 +77,8 @@ class DirtyFile:
         self.uploaded_generation = -1
         self.uploaded_file_id: str | None = None  # the version B2 holds for uploaded_generation
         self.synced_generation = -1  # the journal row and staging survive a power cut up to here
+        self.content_changes = 0  # bumped when staged bytes change (journal rows carry inline ones)
+        self.journaled_content = -1  # content_changes when the row last carried the bytes
         self.uploaded_source: Any = None  # the upload's source (stored bytes), while it runs
         # Set by the write-back: move an inline file to a staging file (see writeback.inline).
         self.spill: Callable[[DirtyFile], None] | None = None
@@ -133,8 +135,20 @@ class DirtyFile:
         """The bytes of a file staged inline (its journal row carries them), else None."""
         return self.staging.content() if isinstance(self.staging, InlineStaging) else None
 
+    def row_content(self) -> tuple[Any, int]:
+        """What the next journal row write carries: the inline bytes when they changed since
+        the last one, KEEP when they did not, None for a staging file; and the change count
+        to set ``journaled_content`` to once the row is written."""
+        if not isinstance(self.staging, InlineStaging):
+            return None, self.content_changes
+        if self.content_changes == self.journaled_content and self.row_id is not None:
+            return KEEP, self.content_changes
+        return self.staging.content(), self.content_changes
+
     def _room(self, size: int) -> None:
-        """Before staging grows to ``size``: an inline file too big for memory moves out."""
+        """Before staging changes (to ``size`` bytes): an inline file too big for memory moves
+        out; the journal's copy of inline bytes is now stale."""
+        self.content_changes += 1
         if isinstance(self.staging, InlineStaging) and not self.staging.fits(size):
             assert self.spill is not None
             self.spill(self)
@@ -230,7 +244,7 @@ class DirtyFile:
         written once its staging is fsynced, with a WAL sync)."""
         r = self.record
         r.filled = sorted(self.filled)
-        r.synced = synced or self.synced_generation == self.generation
+        r.synced = synced
         r.uploaded = self.uploaded_file_id if self.uploaded_generation == self.generation else None
         return r
 

@@ -10,11 +10,12 @@ A small file's bytes are in its row (``content``: ``b2fs.writeback.inline``),
 so it needs no staging file.  A row is written before ``close`` (the FUSE flush) returns, in SQLite's WAL
 with ``synchronous=NORMAL``: the commit is in the kernel's page cache, so it
 survives the mount process dying (``kill -9``) as the staging file does.  It
-survives the machine once *synced*: the staging file fsynced and the row
-committed with a WAL sync (``mark_synced``), which the write-back does every
-few seconds in the background, at ``close`` with ``-o sync_close`` (then
-``synchronous=FULL`` throughout), and which ``fsync`` makes moot (B2 holds
-the content: the row says ``uploaded``).  The journal keeps the machine's
+survives the machine once *synced*: every row carries a write sequence number,
+and the write-back's background sync (every few seconds) fsyncs the staging
+files, then records the last number written with a WAL sync (``mark_synced``):
+every row up to it is on disk, with its staging file.  With ``-o sync_close``
+each row is written synced at ``close`` (``synchronous=FULL`` throughout);
+``fsync`` makes it moot (B2 holds the content: the row says ``uploaded``).  The journal keeps the machine's
 boot id: at a mount after a reboot, a row that was never synced may point at
 a staging file that lost its last writes, and is dropped with an error line
 rather than uploaded (``rebooted``).  At the next mount the rows are replayed:
@@ -40,7 +41,8 @@ from typing import Any
 from b2fs.codec import b64
 
 SEALED = "sealed:"  # prefix of a row sealed by an encrypted mount
-Row = tuple[str, str, bytes | None]  # the columns of a pending row: path, record, content
+Row = tuple[str, str, Any]  # the columns of a pending row: path, record, content (or KEEP)
+KEEP = object()  # a row's content as it is (only its record changed)
 
 
 class JournalError(Exception):
@@ -53,7 +55,8 @@ CREATE TABLE IF NOT EXISTS pending (
     id INTEGER PRIMARY KEY,
     path TEXT NOT NULL,
     record TEXT NOT NULL,
-    content BLOB
+    content BLOB,
+    seq INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS ops (
     id INTEGER PRIMARY KEY,
@@ -92,7 +95,7 @@ class PendingRecord:
     large: dict[str, Any] | None = None  # {"file_id":..., "parts": {n: sha1}, "plan": [...]}
     attempts: int = 0
     last_error: str | None = None
-    synced: bool = False  # staging fsynced and this row committed durably since the last change
+    synced: bool = False  # written synced (sync_close): staging fsynced, the row durable
     uploaded: str | None = None  # the fileId B2 holds for exactly this content (fsync did it)
 
 
@@ -117,6 +120,10 @@ class Journal:
         columns = {row[1] for row in self.db.execute("PRAGMA table_info(pending)")}
         if "content" not in columns:  # a journal of an earlier b2fs
             self.db.execute("ALTER TABLE pending ADD COLUMN content BLOB")
+            self.db.execute("ALTER TABLE pending ADD COLUMN seq INTEGER NOT NULL DEFAULT 0")
+        self._seq = self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM pending").fetchone()[0]
+        row = self.db.execute("SELECT value FROM meta WHERE key='synced'").fetchone()
+        self._synced = int(row[0]) if row else 0  # rows written up to here survive a power cut
         row = self.db.execute("SELECT value FROM meta WHERE key='id'").fetchone()
         if row is None:
             self.id = uuid.uuid4().hex
@@ -198,44 +205,62 @@ class Journal:
 
     # -- pending uploads -----------------------------------------------------------------
 
-    def put(self, row_id: int | None, record: PendingRecord, content: bytes | None = None,
+    def put(self, row_id: int | None, record: PendingRecord, content: Any = None,
             durable: bool | None = True) -> int:  # fmt: skip
         """Write a row (with the file's bytes when they are staged inline); ``durable=False``
         for progress whose loss only repeats work, ``None`` with a WAL sync (it and every row
         before it then survive a power cut)."""
         return self.put_encoded(row_id, self.encode(record, content), durable=durable)
 
-    def encode(self, record: PendingRecord, content: bytes | None = None) -> Row:
-        """The row's columns: computed on the loop, written anywhere."""
-        if content is not None and self.seal is not None:
+    def encode(self, record: PendingRecord, content: Any = None) -> Row:
+        """The row's columns: computed on the loop, written anywhere (``content``: the bytes of
+        an inline file, None, or KEEP: as the row has them already)."""
+        if content is not None and content is not KEEP and self.seal is not None:
             content = self._seal(content)
         # vars(): the record's own dict (asdict's deep copy costs more than the JSON)
         return (record.path if self.seal is None else ""), self._dump(vars(record)), content
 
     def put_encoded(self, row_id: int | None, row: Row, durable: bool | None = True) -> int:
         path, data, content = row
+        with self._lock:
+            self._seq += 1
+            seq = self._seq
         if row_id is None:
-            cur = self._exec(
-                "INSERT INTO pending (path, record, content) VALUES (?, ?, ?)",
-                (path, data, content),
-            )
+            cur = self._exec("INSERT INTO pending (path, record, content, seq) VALUES (?, ?, ?, ?)",
+                             (path, data, None if content is KEEP else content, seq))  # fmt: skip
             return int(cur.lastrowid or 0)
-        self._exec("UPDATE pending SET path=?, record=?, content=? WHERE id=?",
-                   (path, data, content, row_id), durable)  # fmt: skip
+        if content is KEEP:
+            self._exec("UPDATE pending SET path=?, record=?, seq=? WHERE id=?",
+                       (path, data, seq, row_id), durable)  # fmt: skip
+        else:
+            self._exec("UPDATE pending SET path=?, record=?, content=?, seq=? WHERE id=?",
+                       (path, data, content, seq, row_id), durable)  # fmt: skip
         return row_id
+
+    @property
+    def last_seq(self) -> int:
+        """The sequence number of the last row written."""
+        return self._seq
+
+    def mark_synced(self, seq: int) -> None:
+        """Every row written up to ``seq`` is on disk with its staging file: say so, with a WAL
+        sync (which makes those rows' own commits durable too)."""
+        self._exec("INSERT OR REPLACE INTO meta VALUES ('synced', ?)", (str(seq),), durable=None)
+        self._synced = max(self._synced, seq)
 
     def delete(self, row_id: int) -> None:
         """Forget a row (its upload is done): not synced, see ``quick``."""
         self._exec("DELETE FROM pending WHERE id=?", (row_id,), durable=False)
 
-    def pending(self) -> list[tuple[int, PendingRecord, bytes | None]]:
-        """(row id, record, inline bytes or None) of every row, oldest first."""
-        rows = self._exec("SELECT id, record, content FROM pending ORDER BY id").fetchall()
+    def pending(self) -> list[tuple[int, PendingRecord, bytes | None, bool]]:
+        """(row id, record, inline bytes or None, synced) of every row, oldest first."""
+        rows = self._exec("SELECT id, record, content, seq FROM pending ORDER BY id").fetchall()
         out = []
-        for rid, data, content in rows:
+        for rid, data, content, seq in rows:
             if content is not None and self.seal is not None:
                 content = self._unseal(content)
-            out.append((rid, PendingRecord(**self._load(data)), content))
+            record = PendingRecord(**self._load(data))
+            out.append((rid, record, content, record.synced or seq <= self._synced))
         return out
 
     # -- multi-step operations -----------------------------------------------------------

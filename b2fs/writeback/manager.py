@@ -73,6 +73,7 @@ class WriteBack:
         self._queue: list[tuple[float, int, DirtyFile]] = []  # (due, serial, file): a heap
         self._serials = itertools.count()  # heap tie-breaks and staging file names
         self.inline = InlineBudget()  # memory of the files staged inline
+        self._synced_seq = 0  # journal rows written up to here are on disk (the syncer)
         self._nursery: trio.Nursery | None = None
         self.uploads_done = 0
         self.uploads_failed = 0
@@ -229,8 +230,14 @@ class WriteBack:
         if self.sync_close:
             d.fsync_staging()
             d.synced_generation = d.generation
-        d.row_id = self.journal.put(d.row_id, d.sync_record(), d.content())
+        self._put(d, synced=self.sync_close)
         d.journaled_generation = d.generation
+
+    def _put(self, d: DirtyFile, durable: bool | None = True, synced: bool = False) -> None:
+        """Write ``d``'s journal row (its inline bytes only when they changed)."""
+        content, changes = d.row_content()
+        d.row_id = self.journal.put(d.row_id, d.sync_record(synced), content, durable)
+        d.journaled_content = changes
 
     async def journal_async(self, d: DirtyFile) -> None:
         """What ``close`` waits for: ``journal_now``; with ``sync_close`` the fsync and the
@@ -242,7 +249,8 @@ class WriteBack:
             if d.journaled_generation == d.generation and d.row_id is not None:
                 return
             generation = d.generation
-            row = self.journal.encode(d.sync_record(synced=True), d.content())
+            content, changes = d.row_content()
+            row = self.journal.encode(d.sync_record(synced=True), content)
             fd, row_id = d.fd, d.row_id
 
             def persist() -> int:
@@ -255,35 +263,32 @@ class WriteBack:
                 self.journal.delete(row_id)
                 return
             d.row_id = row_id
+            d.journaled_content = changes
             d.journaled_generation = max(d.journaled_generation, generation)
             d.synced_generation = max(d.synced_generation, generation)
 
     async def _syncer(self) -> None:
-        """Every few seconds, make what was journaled since survive a power cut too: fsync the
-        staging files (in a worker thread, on duplicated descriptors), then commit their rows,
-        marked synced, with a WAL sync."""
+        """Every few seconds, make what was journaled since survive a power cut too."""
         while True:
             await trio.sleep(SYNC_INTERVAL)
-            todo = [d for d in self.files.values() if d.row_id is not None
-                    and d.journaled_generation == d.generation != d.synced_generation
-                    and d.uploaded_generation != d.generation]  # fmt: skip
-            if todo:
-                await self.sync(todo)
+            if self.journal.last_seq > self._synced_seq:
+                await self.sync()
 
-    async def sync(self, todo: list[DirtyFile]) -> None:
-        rows = [(d, d.generation, d.row_id, self.journal.encode(d.sync_record(True), d.content()))
-                for d in todo if d.fd >= 0 or d.content() is not None]  # fmt: skip
-        for d in todo:
-            d.sync_record()  # back to what the row says until the sync is done
-        fds = [os.dup(d.fd) for d, *_ in rows if d.fd >= 0]
+    async def sync(self) -> None:
+        """fsync the staging files (one syncfs; in a worker thread, on duplicated
+        descriptors), then mark every journal row written so far as synced with one WAL-synced
+        commit (``Journal.mark_synced``)."""
+        seq = self.journal.last_seq
+        todo = [(d, d.generation) for d in self.files.values()
+                if d.row_id is not None and d.journaled_generation == d.generation]  # fmt: skip
+        fds = [os.dup(d.fd) for d, _ in todo if d.fd >= 0]
 
         def persist() -> None:
             try:
                 if fds and not _syncfs(fds[0]):  # one syncfs for the staging disk, else fsyncs
                     for fd in fds:
                         os.fsync(fd)
-                for _, _, row_id, row in rows:
-                    self.journal.put_encoded(row_id, row, durable=None)
+                self.journal.mark_synced(seq)
             finally:
                 for fd in fds:
                     os.close(fd)
@@ -291,13 +296,12 @@ class WriteBack:
         try:
             await trio.to_thread.run_sync(persist)
         except OSError as e:
-            log.warning("journal: syncing %d pending file(s) to disk failed (%s); retrying in "
-                        "%.0fs", len(rows), e, SYNC_INTERVAL)  # fmt: skip
+            log.warning("journal: syncing pending files to disk failed (%s); retrying in %.0fs",
+                        e, SYNC_INTERVAL)  # fmt: skip
             return
-        for d, generation, row_id, _ in rows:
-            if d.dropped and d.row_id is None:  # forgotten meanwhile: its row goes again
-                self.journal.delete(row_id)
-            elif d.generation == generation:
+        self._synced_seq = seq
+        for d, generation in todo:
+            if d.generation == generation:
                 d.synced_generation = generation
 
     def schedule(self, d: DirtyFile, delay: float | None = None) -> None:
@@ -431,9 +435,7 @@ class WriteBack:
             async with self._limiter:
                 try:
                     self.journal_now(d)
-                    version = await self.uploader.upload(
-                        d, save=lambda r: self.journal.put(d.row_id, r, d.content(), durable=False)
-                    )
+                    version = await self.uploader.upload(d, save=lambda r: self._put(d, False))
                     if d.generation == generation:
                         await self._keep_in_cache(d, version)
                 except Exception as e:  # retried with backoff; the journal keeps it
@@ -525,7 +527,7 @@ class WriteBack:
         if d.row_id is None:
             return
         try:
-            self.journal.put(d.row_id, d.sync_record(), d.content(), durable=durable)
+            self._put(d, durable)
         except OSError as e:
             log.warning("journal: cannot record the state of %s (%s); its upload goes on (after a "
                         "crash now it would start over)", d.shown, e)  # fmt: skip
@@ -556,14 +558,14 @@ class WriteBack:
     def _recover(self) -> None:
         """Replay the journal: pending versions come back into the overlay and the queue."""
         known = set()
-        for row_id, record, content in self.journal.pending():
+        for row_id, record, content, synced in self.journal.pending():
             shown = record.stored if self.staging_codec.encrypted else record.path
             path = os.path.join(self.staging_dir, record.staging)
             if record.uploaded is not None:  # fsync put it in B2: nothing left to do
                 log.info("journal: %s is in B2 already (%s)", shown, record.uploaded)
                 self.journal.delete(row_id)
                 continue
-            if self.journal.rebooted and not record.synced and _needs_staging(record):
+            if self.journal.rebooted and not synced and _needs_staging(record):
                 log.error("journal: %s was closed but not yet on disk when the machine went "
                           "down: its last changes are lost (B2 keeps its previous version)",
                           shown)  # fmt: skip
@@ -588,7 +590,7 @@ class WriteBack:
                     continue
             d = DirtyFile(record, staging, fd, self.reader, self.block_size, row_id=row_id)
             d.spill = self._spill
-            if record.synced:
+            if synced:
                 d.synced_generation = d.generation
             old = self.files.get(record.path)
             if old is not None:  # two rows for one path: the later one wins

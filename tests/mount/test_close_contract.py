@@ -172,16 +172,18 @@ def _downloads(server) -> int:
 
 
 def _synced(m, name: str) -> bool:
-    """Is the journal row of ``name`` marked synced? (plain mounts: the path column)"""
+    """Is the journal row of ``name`` on disk (its write number at most the synced one)?
+    (Plain mounts: rows are found by their path column.)"""
     db = sqlite3.connect(m.cache_dir / "journal.sqlite")
     try:
-        rows = db.execute("SELECT path, record FROM pending").fetchall()
+        rows = db.execute("SELECT path, seq FROM pending").fetchall()
+        synced = db.execute("SELECT value FROM meta WHERE key='synced'").fetchone()
     finally:
         db.close()
     if m.encrypted:  # rows are sealed: wait for the sync interval instead
         time.sleep(6)
         return True
-    return any(path == name and '"synced":true' in record for path, record in rows)
+    return synced is not None and any(p == name and seq <= int(synced[0]) for p, seq in rows)
 
 
 def _reboot(m) -> None:
