@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import json as json_module
 import logging
 import platform
 import random
 import ssl
 import time
+import urllib.request
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from contextlib import nullcontext
 from typing import Any, Self, TypeVar
+from urllib.parse import urlsplit
 
 import anyio
 import httpx
@@ -41,6 +44,7 @@ from b2fs.b2.models import Account, UploadUrl
 from b2fs.b2.options import RetryPolicy, Timeouts, TransferOptions
 from b2fs.b2.sse import ServerSideEncryption
 from b2fs.b2.throttle import Throttle
+from b2fs.b2.upload_conn import UploadConnection, UploadConnectionError
 
 log = logging.getLogger("b2fs.b2")
 
@@ -53,6 +57,9 @@ REALMS = {
     "dev": "http://api.backblazeb2.xyz:8180",
 }
 READ_SIZE = 256 * 1024  # bytes per socket read (see _bigger_reads)
+LEAN_BUFFER = (
+    1 << 20
+)  # an upload body up to this size is sent whole (and again on a stale connection)
 USER_AGENT = f"b2fs/{__version__} (python {platform.python_version()}; httpx {httpx.__version__})"
 
 
@@ -112,6 +119,9 @@ class Core:
         self._auth_generation = 0
         self._clock_skew = 0.0  # server time - local time, seconds
         self._upload_urls: dict[str, list[UploadUrl]] = defaultdict(list)
+        self._upload_conns: dict[str, UploadConnection] = {}  # upload URL -> its connection
+        self._closing: list[UploadConnection] = []  # of forgotten URLs, closed by aclose
+        self._lean: bool | None = None
         self._rng = random.Random()
 
     def __repr__(self) -> str:
@@ -135,6 +145,11 @@ class Core:
         await self.aclose()
 
     async def aclose(self) -> None:
+        conns = [*self._upload_conns.values(), *self._closing]
+        self._upload_conns.clear()
+        self._closing.clear()
+        for conn in conns:
+            await conn.aclose()
         if self._http is not None:
             http, self._http = self._http, None
             await http.aclose()
@@ -438,17 +453,23 @@ class Core:
         else:
             url = await self.get_upload_url(target)
         try:
-            resp = await self._request(
-                call,
-                "POST",
-                url.url,
-                headers=headers(url.authorization_token),
-                content=body,
-                upload=True,
-            )
-            result = self._json(call, resp)
+            if self._lean_uploads():
+                result = await self._post_lean(call, url, headers(url.authorization_token), body)
+            else:
+                resp = await self._request(
+                    call,
+                    "POST",
+                    url.url,
+                    headers=headers(url.authorization_token),
+                    content=body,
+                    upload=True,
+                )
+                result = self._json(call, resp)
         except BaseException as e:
             self.stats.upload_urls_discarded += 1
+            conn = self._upload_conns.pop(url.url, None)
+            if conn is not None:
+                await conn.aclose()
             if isinstance(e, B2Error):
                 self._emit(
                     ClientEvent("upload_url_discarded", call, error=f"{type(e).__name__} {e.code}")
@@ -457,8 +478,61 @@ class Core:
         self._upload_urls[target].append(url)
         return result
 
+    def _lean_uploads(self) -> bool:
+        """Uploads on kept connections of their own (``upload_conn``): not through a proxy
+        (given, or from the environment as httpx would take it) nor over HTTP/2."""
+        if self._lean is None:
+            a = self._http_args
+            self._lean = not a["http2"] and not a["proxy"] and not _env_proxy(self.realm)
+        return self._lean
+
+    async def _post_lean(self, call: str, url: UploadUrl, headers: dict[str, str],
+                         body: Any) -> Any:  # fmt: skip
+        """``_request`` of an upload, on the URL's kept connection."""
+        conn = self._upload_conns.get(url.url)
+        if conn is None:
+            t = self.timeouts
+            verify = self._http_args["verify"]
+            ctx = verify if isinstance(verify, ssl.SSLContext) else None
+            if verify is False:
+                ctx = ssl.create_default_context()
+                ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+            conn = self._upload_conns[url.url] = UploadConnection(
+                url.url, ssl_context=ctx, user_agent=self._http_args["user_agent"],
+                connect_timeout=t.connect, read_timeout=t.read, write_timeout=t.write,
+            )  # fmt: skip
+        self.stats.calls[call] += 1
+        length = int(headers.get("Content-Length", "0"))
+        if length <= LEAN_BUFFER:  # whole: sent again as it is if a kept connection was stale
+            body = b"".join([bytes(chunk) async for chunk in body])
+        try:
+            status, answer, raw = await conn.post(headers, body)
+        except UploadConnectionError as e:
+            self.stats.outcomes[(call, "network")] += 1
+            if _caused_by(e, ssl.SSLCertVerificationError):
+                raise CertificateError(str(e), call=call, sent=False) from e
+            raise NetworkError(str(e), call=call, sent=e.sent) from e
+        log.debug("%s POST -> %d", call, status)
+        try:
+            result = json_module.loads(raw) if raw else None
+        except ValueError:
+            result = None
+        if status < 300:
+            if result is None:
+                raise B2Error("answer is not JSON", status=status, call=call)
+            self.stats.outcomes[(call, "ok")] += 1
+            return result
+        err = error_from_response(call, status, result, answer.get("retry-after"))
+        self.stats.outcomes[(call, err.code)] += 1
+        if isinstance(err, InvalidAuthToken):
+            err.renewable = True
+        raise err
+
     def _forget_upload_urls(self, target: str) -> None:
-        self._upload_urls.pop(target, None)
+        for url in self._upload_urls.pop(target, []):
+            conn = self._upload_conns.pop(url.url, None)
+            if conn is not None:
+                self._closing.append(conn)
 
 
 def _bigger_reads() -> None:
@@ -473,6 +547,15 @@ def _bigger_reads() -> None:
         return
     if getattr(AsyncHTTP11Connection, "READ_NUM_BYTES", 0) < READ_SIZE:
         AsyncHTTP11Connection.READ_NUM_BYTES = READ_SIZE
+
+
+def _env_proxy(realm: str) -> bool:
+    """Would httpx send requests to ``realm`` through a proxy from the environment?"""
+    proxies = urllib.request.getproxies()
+    host = urlsplit(realm).hostname or ""
+    if urllib.request.proxy_bypass(host):
+        return False
+    return bool(proxies.get("https") or proxies.get("http") or proxies.get("all"))
 
 
 def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:

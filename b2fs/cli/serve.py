@@ -49,6 +49,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--custom-upload-timestamps", action="store_true",
                    help="honour X-Bz-Custom-Upload-Timestamp (B2 enables it per account; "
                    "default: refused with custom_timestamp_not_allowed)")  # fmt: skip
+    p.add_argument("--keep-alive", type=float, default=75.0, metavar="SECONDS",
+                   help="close connections idle this long (clients must cope, as with B2's "
+                   "hosts)")  # fmt: skip
     p.add_argument("--replication-delay", type=float, default=0.0, metavar="SECONDS",
                    help="wait this long before replicating new files (default 0)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print one JSON line once listening")
@@ -86,5 +89,6 @@ def run(args: argparse.Namespace) -> int:
             json=args.json,
             custom_upload_timestamps=args.custom_upload_timestamps,
             replication_delay=args.replication_delay,
+            keep_alive=args.keep_alive,
         )
     )

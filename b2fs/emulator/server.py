@@ -50,6 +50,7 @@ class Options:
     json: bool = False
     custom_upload_timestamps: bool = False
     replication_delay: float = 0.0
+    keep_alive: float = 75.0  # seconds an idle connection stays open
 
 
 def master_key(store: Store, key_id: str | None, key: str | None) -> tuple[str, str, bool]:
@@ -119,7 +120,7 @@ def run(options: Options) -> int:
         access_log=False,
         log_level="warning",
         server_header=False,
-        timeout_keep_alive=75,
+        timeout_keep_alive=options.keep_alive,
         timeout_graceful_shutdown=3,
     )
     server = uvicorn.Server(config)

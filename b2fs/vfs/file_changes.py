@@ -127,15 +127,21 @@ class FileChanges(ChangeBase):
         d = handle.local
         if not handle.writable or d is None:
             raise BadHandle("the file is not open for writing")
+        if d.uploading is None and d.record.base_limit == 0 and not d.lock.locked() and data:
+            # The common case (a new file): nothing to stop or fetch, so no lock and no await.
+            return self._written(d, handle, d.write_staged(self._offset(d, handle, offset), data))
         async with d.lock:
             await self.wb.supersede(d)
-            if handle.flags & os.O_APPEND:
-                offset = d.size
-            n = await d.write(offset, data)
-            r = d.record
-            r.mtime_ns = r.ctime_ns = time.time_ns()
-            if handle.uid != 0 and r.mode is not None and r.mode & (stat.S_ISUID | stat.S_ISGID):
-                r.mode = kill_priv(r.mode)
+            return self._written(d, handle, await d.write(self._offset(d, handle, offset), data))
+
+    def _offset(self, d: DirtyFile, handle: FileHandle, offset: int) -> int:
+        return d.size if handle.flags & os.O_APPEND else offset
+
+    def _written(self, d: DirtyFile, handle: FileHandle, n: int) -> int:
+        r = d.record
+        r.mtime_ns = r.ctime_ns = time.time_ns()
+        if handle.uid != 0 and r.mode is not None and r.mode & (stat.S_ISUID | stat.S_ISGID):
+            r.mode = kill_priv(r.mode)
         return n
 
     async def flush(self, fh: int) -> None:
@@ -199,32 +205,39 @@ class FileChanges(ChangeBase):
         return d.as_entry(node.path.rpartition("/")[2])
 
     async def _apply_attrs(self, d: DirtyFile, attr: Any, fields: Any, uid: int) -> None:
+        if d.uploading is None and not fields.update_size and not d.lock.locked():
+            self._set_attrs(d, attr, fields)  # nothing to stop or fetch: no lock, no await
+            return
         async with d.lock:
             await self.wb.supersede(d)
             r = d.record
-            now = time.time_ns()
             if fields.update_size:
                 if attr.st_size != r.size:
-                    r.mtime_ns = now
+                    r.mtime_ns = time.time_ns()
                 await d.truncate(attr.st_size)
                 if uid != 0:
                     r.mode = kill_priv(r.mode)
-            if fields.update_mtime:
-                r.mtime_ns = attr.st_mtime_ns
-            if fields.update_atime:
-                r.atime_ns = attr.st_atime_ns
-            if self.defaults.keep_attrs:
-                if fields.update_mode:
-                    r.mode = stat.S_IMODE(attr.st_mode)
-                if fields.update_uid or fields.update_gid:
-                    if fields.update_uid:
-                        r.uid = attr.st_uid
-                    if fields.update_gid:
-                        r.gid = attr.st_gid
-                    if not fields.update_mode:
-                        r.mode = kill_priv(r.mode)
-            r.ctime_ns = now
-            d.touch()
+            self._set_attrs(d, attr, fields)
+
+    def _set_attrs(self, d: DirtyFile, attr: Any, fields: Any) -> None:
+        """Times, mode and owner (the size is the caller's); ctime moves."""
+        r = d.record
+        if fields.update_mtime:
+            r.mtime_ns = attr.st_mtime_ns
+        if fields.update_atime:
+            r.atime_ns = attr.st_atime_ns
+        if self.defaults.keep_attrs:
+            if fields.update_mode:
+                r.mode = stat.S_IMODE(attr.st_mode)
+            if fields.update_uid or fields.update_gid:
+                if fields.update_uid:
+                    r.uid = attr.st_uid
+                if fields.update_gid:
+                    r.gid = attr.st_gid
+                if not fields.update_mode:
+                    r.mode = kill_priv(r.mode)
+        r.ctime_ns = time.time_ns()
+        d.touch()
 
 
 def _untouched(d: DirtyFile) -> bool:

@@ -218,6 +218,12 @@ class DirtyFile:
                 if not (offset <= lo and end >= hi):
                     await self.fill(index)
             self.filled.add(index)
+        return self.write_staged(offset, data)
+
+    def write_staged(self, offset: int, data: bytes) -> int:
+        """``write`` when no block of the base is involved (``base_limit`` 0: a new or
+        truncated file), so nothing to fetch: no await (the caller need not hold ``lock``)."""
+        end = offset + len(data)
         self._room(end)
         self.staging.pwrite(offset, data)
         if end > self.record.size:

@@ -262,3 +262,28 @@ def test_state_round_trips_through_json() -> None:
     s = LargeFileUploadState("id", "b", "n", 10, 5, {2: "b" * 40, 1: "a" * 40})
     again = LargeFileUploadState.from_json(s.to_json())
     assert again == s and json.loads(s.to_json())["parts"] == {"1": "a" * 40, "2": "b" * 40}
+
+
+async def test_uploads_keep_their_connection_and_survive_an_idle_close(make_local_server):
+    """Uploads go on kept connections of their own (one per upload URL); one the host closed
+    while idle is opened again and the upload sent once more, without a new URL."""
+    srv = make_local_server(extra_args=["--keep-alive", "1"])
+    async with B2Client(srv.key_id, srv.key, realm=srv.realm) as client:
+        bucket = await client.create_bucket("kept-connections", "allPrivate")
+        for i in range(3):
+            await client.upload(bucket.bucket_id, f"kept-{i}", b"x" * 1000)
+        conns = list(client._upload_conns.values())
+        assert len(conns) == 1 and conns[0]._stream is not None
+        await anyio.sleep(2.5)  # the server closes connections idle for 1 s
+        version = await client.upload(bucket.bucket_id, "after-idle", b"y" * 2000)
+        assert version.size == 2000
+        calls = srv.counters()["calls"]
+        assert calls["b2_get_upload_url"] == 1 and calls["b2_upload_file"] == 4
+        assert client.stats.upload_urls_discarded == 0
+
+
+async def test_uploads_through_a_proxy_use_the_general_http_stack(make_client, bucket, psrv):
+    async with make_client(proxy="http://127.0.0.1:9") as c:  # nothing listens on port 9
+        assert not c._lean_uploads()
+    async with make_client() as c:
+        assert c._lean_uploads()
