@@ -20,6 +20,10 @@ import trio
 from b2fs.cache.blocks import BlockCache
 from b2fs.fs.attrs import AttrMaker
 from b2fs.fs.operations import Operations
+from b2fs.history.listing import VersionListings
+from b2fs.history.past import PastListings
+from b2fs.history.times import parse_time
+from b2fs.history.view import VersionsView
 from b2fs.mount.options import MountOptions
 from b2fs.mount.source import Source
 from b2fs.posix.entries import Defaults
@@ -44,6 +48,7 @@ class Mount:
     cache: BlockCache
     listings: Listings
     writeback: Any = None
+    versions: Any = None  # b2fs.history.view.VersionsView (None: -o noversions)
     extra: dict[str, Any] = field(default_factory=dict)
 
     async def start(self, services: trio.Nursery) -> None:
@@ -66,6 +71,8 @@ class Mount:
         }
         if self.writeback is not None:
             out["writeback"] = self.writeback.status()
+        if self.versions is not None:
+            out["versions_view"] = self.versions.status()
         return out
 
 
@@ -88,21 +95,29 @@ async def assemble(client: Any, bucket: Any, source: Source, cache_dir: str, opt
         max_request=opts.max_request,
         concurrency=opts.download_concurrency,
     )
-    listings = Listings(
-        client,
-        bucket.bucket_id,
-        root=source.prefix,
-        names=names,
-        content=content,
-        ttl=opts.dir_cache_time,
-        hidden=frozenset({source.prefix + VAULT_NAME}),
-    )
+    listing_args: dict[str, Any] = {
+        "root": source.prefix,
+        "names": names,
+        "content": content,
+        "ttl": opts.dir_cache_time,
+        "hidden": frozenset({source.prefix + VAULT_NAME}),
+    }
+    if opts.version_at is not None:  # a mount of the past (read-only)
+        listings: Listings = PastListings(
+            client, bucket.bucket_id, at_ms=parse_time(opts.version_at), **listing_args
+        )
+    else:
+        listings = Listings(client, bucket.bucket_id, **listing_args)
     namespace = Namespace(listings, names, source.prefix)
     defaults = Defaults(opts.uid, opts.gid, opts.umask, opts.keep_attrs)
     fs = FileSystem(namespace, reader, defaults)
     attrs = AttrMaker(defaults, entry_timeout=opts.entry_timeout, attr_timeout=opts.attr_timeout,
                       negative_timeout=opts.negative_timeout)  # fmt: skip
     mount = Mount(Operations(fs, attrs), fs, reader, cache, listings)
+    if opts.versions:
+        history = VersionListings(client, bucket.bucket_id, **listing_args)
+        mount.versions = VersionsView(fs, history, shown=opts.show_versions)
+        mount.operations.versions = mount.versions
     if not opts.read_only:
         account = client.account
         journal = Journal(

@@ -87,10 +87,12 @@ def check_mountpoint(path: str, nonempty: bool = False) -> str:
     return path
 
 
-def default_cache_dir(realm: str, source: Source) -> str:
+def default_cache_dir(realm: str, source: Source, past: bool = False) -> str:
+    """One per realm, bucket and prefix; mounts of the past (``version_at``) have their own,
+    so one can run beside the mount of the present."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     tag = hashlib.sha256(f"{realm}\0{source.bucket}\0{source.prefix}".encode()).hexdigest()[:12]
-    return os.path.join(base, "b2fs", f"{source.bucket}-{tag}")
+    return os.path.join(base, "b2fs", f"{source.bucket}-{tag}" + ("-past" if past else ""))
 
 
 def open_cache_dir(path: str) -> int:
@@ -234,7 +236,9 @@ async def serve(creds: Credentials, source: Source, mountpoint: str, opts: Mount
     from b2fs.mount.vault import VaultRefused, mount_codecs
     from b2fs.writeback.journal import JournalError
 
-    cache_dir = opts.cache_dir or default_cache_dir(creds.realm, source)
+    cache_dir = opts.cache_dir or default_cache_dir(
+        creds.realm, source, opts.version_at is not None
+    )
     keep_freed_memory()
     stop = _Stop()
     lock_fd = -1
