@@ -53,3 +53,9 @@ def _ms(v: Any) -> int:
 
 def _hidden(v: Any) -> bool:
     return v.hidden if isinstance(v, Version) else v.action == "hide"
+
+
+def not_uploaded(local: Any) -> bool:
+    """A pending version of the write-back (``b2fs.writeback.dirty.DirtyFile``) that B2 does
+    not hold yet (one uploaded but still open stays in the overlay until closed)."""
+    return local is not None and local.uploaded_generation != local.generation

@@ -30,7 +30,7 @@ from typing import Any
 
 from b2fs.history.listing import VersionListing, VersionListings
 from b2fs.history.times import version_names
-from b2fs.history.versions import Version
+from b2fs.history.versions import Version, not_uploaded
 from b2fs.posix.entries import Entry, Kind, Remote
 from b2fs.posix.errors import (
     BadHandle,
@@ -254,7 +254,7 @@ class VersionsView:
             path = join(parent, name)
             local = self.ns.overlay.entry(path)
             is_tree = name in listing.folders or (local is not None and local.kind is Kind.DIR)
-            is_file = name in listing.files or (local is not None and local.local is not None)
+            is_file = name in listing.files or (local is not None and not_uploaded(local.local))
             if is_tree or is_file:
                 return Found(Kind.DIR, tree=is_tree, file=is_file)
         return None
@@ -268,7 +268,7 @@ class VersionsView:
 
     def _pending(self, path: str) -> Entry | None:
         entry = self.ns.overlay.entry(path)
-        return entry if entry is not None and entry.local is not None else None
+        return entry if entry is not None and not_uploaded(entry.local) else None
 
     # -- entries -------------------------------------------------------------------------
 
@@ -381,14 +381,14 @@ class VersionsView:
             listing = await self._listing(path)
             local = self.ns.overlay.children(path)
             names = set(listing.folders) | set(listing.files)
-            names.update(n for n, e in local.items() if e.kind is Kind.DIR or e.local is not None)
+            names.update(n for n, e in local.items() if e.kind is Kind.DIR or not_uploaded(e.local))
             for name in names:
                 child = join(path, name)
                 e = local.get(name)
                 found = Found(
                     Kind.DIR,
                     tree=name in listing.folders or (e is not None and e.kind is Kind.DIR),
-                    file=name in listing.files or (e is not None and e.local is not None),
+                    file=name in listing.files or (e is not None and not_uploaded(e.local)),
                 )
                 versions = listing.files.get(name, [])
                 out[name] = found, await self._entry(child, found, False, versions)

@@ -36,7 +36,7 @@ from b2fs.fs import errno_map
 from b2fs.mount import sdnotify
 from b2fs.mount.allocator import keep_freed_memory
 from b2fs.mount.bwlimit import follow, parse_bwlimit
-from b2fs.mount.control import serve_status
+from b2fs.mount.control import serve_control
 from b2fs.mount.options import MountOptions, metrics_address
 from b2fs.mount.recent import RecentWarnings
 from b2fs.mount.source import Source
@@ -266,7 +266,8 @@ async def serve(creds: Credentials, source: Source, mountpoint: str, opts: Mount
                         services.start_soon(follow, table, client)
                     if metrics is not None:
                         services.start_soon(metrics)
-                    await services.start(serve_status, mountpoint, report.status)
+                    await services.start(serve_control, mountpoint, report.status,
+                                         mount.history.handlers())  # fmt: skip
                     await mount.start(services)
                     await _run_fuse(mount, source, mountpoint, opts, ready, stop)
                     with stop.drain:

@@ -139,3 +139,134 @@ def test_view_options(mount_factory):
     m.start()
     assert os.listdir(m.path) == ["x"]
     assert not (m.path / VIEW).exists()
+
+
+def _rfc3339(seconds: float) -> str:
+    return format_ms(int(seconds * 1000))
+
+
+def test_version_at_before_and_after_each_change(mount_factory):
+    m, times = history(mount_factory())
+    seen = {}
+    for label, t in times.items():
+        at = _rfc3339(t) if label != "v2" else f"{t:.3f}"  # RFC 3339, and epoch seconds
+        past = mount_factory(m.bucket, version_at=at)
+        d = past.path / "d"
+        seen[label] = (
+            sorted(os.listdir(d)) if d.is_dir() else None,
+            (d / "f.txt").read_bytes() if (d / "f.txt").exists() else None,
+        )
+        with pytest.raises(OSError) as e:
+            (past.path / "new").write_bytes(b"x")
+        assert e.value.errno == errno.EROFS
+        past.unmount()
+    assert seen == {
+        "before": (None, None),
+        **{f"v{i}": (["f.txt"], f"version {i}\n".encode() * i) for i in range(1, 5)},
+        "deleted": (["other.txt"], None),
+    }
+
+
+def test_version_at_needs_a_time_zone(mount_factory):
+    m = mount_factory(version_at="2026-01-01T00:00:00", start=False).start(expect_failure=True)
+    assert m.proc is not None and m.proc.wait(10) != 0
+    assert "time zone" in m.log()
+
+
+def test_b2fs_versions_lists_a_file_and_a_directory(mount_factory):
+    m, _ = history(mount_factory())
+    r = b2fs_cli("versions", str(m.path / "d" / "f.txt"))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].split()[:3] == ["TIME", "(UTC)", "SIZE"]
+    states = [line.split()[2] for line in lines[1:]]
+    assert states == ["deleted", "old", "old", "old", "old"], r.stdout
+    doc = json.loads(b2fs_cli("versions", "--json", str(m.path / "d" / "f.txt")).stdout)
+    sizes = [v["size"] for v in doc["versions"]]
+    assert sizes == [0, 40, 30, 20, 10]
+    assert all(v["file_id"] for v in doc["versions"])
+    assert all(len(v["sha1"]) == 40 for v in doc["versions"][1:])
+    listed = json.loads(b2fs_cli("versions", "--json", str(m.path / "d")).stdout)
+    assert [(e["name"], len(e["versions"])) for e in listed["entries"]] == [
+        ("f.txt", 5), ("other.txt", 1)
+    ]  # fmt: skip
+    r = b2fs_cli("versions", str(m.path / "d" / "never"))
+    assert r.returncode == 1 and "no versions" in r.stderr
+
+
+def test_restore_a_deleted_file_by_deleting_its_hide_marker(mount_factory, server):
+    m, _ = history(mount_factory())
+    server.reset_counters()
+    r = b2fs_cli("restore", str(m.path / "d" / "f.txt"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "undeleted: d/f.txt" in r.stdout and "b2_delete_file_version (class A)" in r.stdout
+    assert (m.path / "d" / "f.txt").read_bytes() == b"version 4\n" * 4  # at once, in the mount
+    calls = server.counters()["calls"]
+    assert calls.get("b2_delete_file_version") == 1 and not calls.get("b2_copy_file")
+    assert not calls.get("b2_download_file_by_id")  # nothing travelled
+    m = fresh(m)
+    assert (m.path / "d" / "f.txt").read_bytes() == b"version 4\n" * 4
+
+
+def test_restore_at_a_time_and_a_version(mount_factory, server):
+    m, times = history(mount_factory())
+    r = b2fs_cli("restore", str(m.path / "d"), "--at", _rfc3339(times["v2"]))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "copied back: d/f.txt" in r.stdout
+    assert "left: did not exist then: d/other.txt" in r.stdout
+    assert (m.path / "d" / "f.txt").read_bytes() == b"version 2\n" * 2
+    assert (m.path / "d" / "other.txt").read_bytes() == b"stays"
+    leaves = sorted(os.listdir(m.path / VIEW / "d" / "f.txt"))
+    assert len(leaves) == 6  # the copy is a new version
+    server.reset_counters()
+    r = b2fs_cli("restore", str(m.path / VIEW / "d" / "f.txt" / leaves[0]))  # version 1
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert server.counters()["calls"].get("b2_copy_file") == 1
+    m = fresh(m)
+    assert (m.path / "d" / "f.txt").read_bytes() == b"version 1\n"
+    r = b2fs_cli("restore", str(m.path / "d" / "f.txt"), "--version", "4_zbogus")
+    assert r.returncode == 1 and "not a version" in r.stderr
+
+
+def test_restore_a_deleted_tree(mount_factory, server):
+    m = mount_factory()
+    files = {"t/a.txt": b"a", "t/sub/b.txt": b"b" * 3000, "t/sub/deep/c.txt": b"c"}
+    for name, data in files.items():
+        put(m.path / name, data)
+    (m.path / "t" / "empty").mkdir()
+    os.sync()
+    until(lambda: m.status()["writeback"]["pending"] == [], what="uploads")
+    shutil.rmtree(m.path / "t")
+    assert not (m.path / "t").exists()
+    r = b2fs_cli("restore", "--dry-run", str(m.path / "t"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.count("would undelete") == 3, r.stdout
+    assert "b2_list_file_versions (class C)" in r.stdout
+    assert "3 b2_delete_file_version (class A)" in r.stdout
+    assert not (m.path / "t").exists()  # a dry run changes nothing
+    r = b2fs_cli("restore", str(m.path / "t"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "brought back 3 name(s)" in r.stdout
+    m = fresh(m)
+    for name, data in files.items():
+        assert (m.path / name).read_bytes() == data
+
+
+def test_restore_refuses_what_it_cannot_do(mount_factory):
+    m = mount_factory(writeback_delay=60)
+    put(m.path / "f", b"one")
+    (m.path / "f").unlink()
+    r = b2fs_cli("restore", str(m.path / "f"), "--at", "2026-01-01T00:00")
+    assert r.returncode == 1 and "time zone" in r.stderr
+    (m.path / "f").write_bytes(b"two, not uploaded")  # pending: a restore would be undone
+    t = put(m.path / "g", b"three")
+    (m.path / "g").write_bytes(b"four, pending")
+    r = b2fs_cli("restore", str(m.path / "g"), "--at", f"{t:.3f}")
+    assert r.returncode == 1 and "skipped: changes not uploaded yet: g" in r.stdout, r.stdout
+    r = b2fs_cli("restore", str(m.path))  # f: deleted in B2, but written again here
+    assert r.returncode == 1 and "skipped: changes not uploaded yet: f" in r.stdout, r.stdout
+    r = b2fs_cli("restore", "/proc/self")
+    assert r.returncode == 1 and "not inside a running b2fs mount" in r.stderr
+    past = mount_factory(m.bucket, version_at=f"{time.time():.3f}")
+    r = b2fs_cli("restore", str(past.path / "g"))
+    assert r.returncode == 1 and "read-only" in r.stderr
