@@ -85,6 +85,9 @@ class ViewNodes:
             raise Stale(f"inode {ino} of the versions view is not known (forgotten)")
         return node
 
+    def find(self, ino: int) -> VNode | None:
+        return self._by_ino.get(ino)
+
     def by_path(self, path: str) -> VNode | None:
         return self._by_path.get(path)
 

@@ -100,8 +100,8 @@ def test_the_view_is_read_only(mount_factory):
     view = m.path / VIEW
     leaf = next((view / "a.txt").iterdir())
     for attempt in (
-        lambda: open(leaf, "ab"),
-        lambda: open(view / "a.txt" / "new", "wb"),
+        lambda: os.open(leaf, os.O_WRONLY | os.O_APPEND),
+        lambda: os.open(view / "a.txt" / "new", os.O_WRONLY | os.O_CREAT),
         lambda: (view / "x").mkdir(),
         lambda: leaf.unlink(),
         lambda: os.chmod(leaf, 0o600),
