@@ -11,7 +11,7 @@ import pytest
 import trio
 
 from b2fs.b2.models import FileVersion
-from b2fs.history.restore import COPY, NEWER, PENDING, UNCHANGED, UNHIDE, Restorer, RestoreError
+from b2fs.history.restore import COPY, NEWER, PENDING, UNCHANGED, UNHIDE, RestoreError, Restorer
 from b2fs.history.times import TimeError, format_ms, parse_time, version_names
 from b2fs.history.versions import current, visible_at
 from b2fs.history.view import VIRTUAL, ViewNodes
