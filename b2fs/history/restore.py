@@ -129,6 +129,9 @@ class Restorer:
                 names[stored] = (path, versions)
         if version_id is None:
             await self._tree(path, names, calls)
+        elif not names:
+            raise RestoreError(f"{path or 'the mount root'!r} has no versions as a file: "
+                               "--version names a version of one file")  # fmt: skip
         if not names:
             raise NotFound(f"B2 has no versions of {path or 'the mount root'!r} or below it")
         steps = []

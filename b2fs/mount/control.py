@@ -99,10 +99,9 @@ async def _answer(stream: Any, status: Callable[[], dict[str, Any]],
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 raise
             except Exception as e:  # noqa: BLE001 - the client is told, the mount goes on
-                from b2fs.fs.errno_map import errno_of
-
-                if errno_of(e) == 5 and not _expected(e):
-                    log.warning("control request %s failed", op, exc_info=True)
+                if not _known(e):
+                    log.error("control request %s: unexpected %s", op, type(e).__name__,
+                              exc_info=True)  # fmt: skip
                 await send({"error": str(e) or type(e).__name__})
         else:
             await send({"error": f"this mount does not know the request {op!r}"})
@@ -115,10 +114,12 @@ async def _answer(stream: Any, status: Callable[[], dict[str, Any]],
         await stream.aclose()
 
 
-def _expected(e: Exception) -> bool:
-    from b2fs.b2.errors import B2Error
+def _known(e: Exception) -> bool:
+    """An error with a meaning the client is told (the rest are bugs: logged)."""
+    from b2fs.codec.errors import CodecError
+    from b2fs.posix.errors import FsError
 
-    return isinstance(e, B2Error)
+    return isinstance(e, FsError | OSError | CodecError) or hasattr(e, "code")
 
 
 async def _request(stream: Any) -> dict[str, Any]:

@@ -67,8 +67,10 @@ def history(m: MountProcess) -> tuple[MountProcess, dict[str, float]]:
     return m, times
 
 
-def test_the_view_shows_versions_and_the_deletion(mount_factory):
+def test_the_view_shows_versions_and_the_deletion(mount_factory, server):
     m, _ = history(mount_factory())
+    os.listdir(m.path / "d")
+    assert not server.counters()["calls"].get("b2_list_file_versions")  # only when browsed
     root = m.path / VIEW
     assert VIEW not in os.listdir(m.path)  # hidden from the root's readdir...
     assert root.is_dir()  # ...reachable by name
@@ -87,11 +89,17 @@ def test_the_view_shows_versions_and_the_deletion(mount_factory):
         assert abs(st.st_mtime - st.st_ctime) < 5
     assert (root / "d" / "f.txt" / leaves[-1]).stat().st_size == 0
     assert not (m.path / "d" / "f.txt").exists()
-    # Through a remount with an empty cache: the same, read from B2.
+    # Through a remount with an empty cache: the same, read from B2...
     m = fresh(m)
     assert [(root / "d" / "f.txt" / n).read_bytes() for n in leaves[:4]] == [
         f"version {i}\n".encode() * i for i in range(1, 5)
     ]
+    # ...into the block cache, by fileId: after a remount that keeps it, no download.
+    assert m.unmount() == 0
+    m.start()
+    server.reset_counters()
+    assert (root / "d" / "f.txt" / leaves[0]).read_bytes() == b"version 1\n"
+    assert not server.counters()["calls"].get("b2_download_file_by_id")
 
 
 def test_the_view_is_read_only(mount_factory):
@@ -238,6 +246,9 @@ def test_restore_a_deleted_tree(mount_factory, server):
     until(lambda: m.status()["writeback"]["pending"] == [], what="uploads")
     shutil.rmtree(m.path / "t")
     assert not (m.path / "t").exists()
+    deleted = m.path / VIEW / "t" / "sub" / "deep" / "c.txt"  # the view shows the deleted tree
+    assert sorted(os.listdir(m.path / VIEW / "t")) == ["a.txt", "sub"]
+    assert [n.endswith(".deleted") for n in sorted(os.listdir(deleted))] == [False, True]
     r = b2fs_cli("restore", "--dry-run", str(m.path / "t"))
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.count("would undelete") == 3, r.stdout
