@@ -77,7 +77,9 @@ def main() -> None:
                 t = time.monotonic()
                 what = fn()  # type: ignore[operator]
                 dt = time.monotonic() - t
-                rows.append([label, f"{dt:.2f} s", str(what), calls_text(delta(before, s.counters()))])
+                rows.append(
+                    [label, f"{dt:.2f} s", str(what), calls_text(delta(before, s.counters()))]
+                )
 
             def names(path: Path) -> int:
                 with os.scandir(path) as it:
