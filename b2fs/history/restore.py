@@ -35,8 +35,9 @@ from typing import Any
 import trio
 
 from b2fs.codec import VAULT_NAME
+from b2fs.codec.names import LONG_INFO_KEY
 from b2fs.history.listing import grouped
-from b2fs.history.versions import current, visible_at
+from b2fs.history.versions import Version, current, visible_at
 from b2fs.posix.errors import FsError, NotFound
 from b2fs.posix.paths import DIR_MARKER
 from b2fs.vfs.remote import COPY_FILE_MAX
@@ -64,7 +65,7 @@ class Step:
     path: str  # plaintext, below the mount root; a directory's marker is "DIR/"
     stored: str
     what: str
-    version: Any = None  # the version brought back (b2fs.b2.FileVersion)
+    version: Version | None = None  # the version brought back
     hides: list[Any] = field(default_factory=list)  # hide markers to delete (unhide)
     error: str | None = None
 
@@ -78,7 +79,8 @@ class Step:
             return Counter({"b2_delete_file_version": len(self.hides)})
         if self.what != COPY:
             return Counter()
-        size = self.version.size
+        assert self.version is not None
+        size = self.version.stored_size
         if size <= COPY_FILE_MAX:
             return Counter({"b2_copy_file": 1})
         step = max(part_size, -(-size // 10_000))
@@ -91,7 +93,7 @@ class Step:
         v = self.version
         out: dict[str, Any] = {"path": self.path, "what": self.what}
         if v is not None:
-            out.update(version=v.file_id, time=format_ms(v.upload_timestamp), size=v.size)
+            out.update(version=v.file_id, time=format_ms(v.upload_ms), size=v.size)
         if self.hides:
             out["hide_markers"] = [h.file_id for h in self.hides]
         if self.error:
@@ -115,13 +117,14 @@ class Restorer:
         self.remote = remote  # b2fs.vfs.remote.RemoteNames (copies of any size)
         self.can_delete = can_delete  # the key has deleteFiles
         self.pending = pending  # path -> the mount has changes of it not uploaded yet
+        self.content = ns.listings.content  # plaintext sizes
 
     # -- planning ------------------------------------------------------------------------
 
     async def plan(self, path: str, *, at_ms: int | None = None,
                    version_id: str | None = None) -> Plan:  # fmt: skip
         calls: Counter[str] = Counter()
-        names: dict[str, tuple[str, list[Any]]] = {}  # stored -> (path, versions)
+        names: dict[str, tuple[str, list[Version]]] = {}  # stored -> (path, versions)
         if path:
             stored, _ = self.ns.encode(path)
             versions = await self._versions_of(stored, calls)
@@ -143,30 +146,45 @@ class Restorer:
                 steps.append(step)
         return Plan(path, steps, calls)
 
-    async def _versions_of(self, stored: str, calls: Counter[str]) -> list[Any]:
+    async def _versions_of(self, stored: str, calls: Counter[str]) -> list[Version]:
         async with aclosing(grouped(self.client, self.bucket_id, stored, start=stored,
                                     calls=calls, page=100)) as names:  # fmt: skip
             async for name, _, versions in names:
-                return versions if name == stored else []
+                return self._slim(versions) if name == stored else []
         return []
 
-    async def _tree(self, path: str, names: dict[str, tuple[str, list[Any]]],
+    def _slim(self, versions: list[Any]) -> list[Version]:
+        """What a plan keeps of each version (a tree may have millions): its plaintext size
+        (0 when the mount's codec knows no such size) and only the long name of its info."""
+        out = []
+        for f in versions:
+            try:
+                size = 0 if f.action == "hide" else self.content.plain_size(f.size)
+            except Exception:  # noqa: BLE001 - not an object of this mount's codec
+                size = 0
+            v = Version.of(f, size)
+            v.file_info = {k: x for k, x in v.file_info.items() if k == LONG_INFO_KEY}
+            out.append(v)
+        return out
+
+    async def _tree(self, path: str, names: dict[str, tuple[str, list[Version]]],
                     calls: Counter[str]) -> None:  # fmt: skip
-        """Every name below the directory ``path``, with its plaintext path (None: not a name
+        """Every name below the directory ``path``, with its plaintext path ("": not a name
         this mount can show)."""
         prefix = self.ns.stored_dir(path)
-        found: list[tuple[str, list[Any]]] = []
-        markers: dict[str, dict[str, str]] = {}  # stored directory -> its marker's file info
+        found: list[tuple[str, list[Version]]] = []
+        markers: dict[str, dict[str, str]] = {}  # stored directory -> its marker's long name
         async for stored, _, versions in grouped(self.client, self.bucket_id, prefix, calls=calls):
-            found.append((stored, versions))
+            slim = self._slim(versions)
+            found.append((stored, slim))
             if stored.endswith("/" + DIR_MARKER):
-                info = next((dict(v.file_info) for v in versions if v.file_info), None)
+                info = next((v.file_info for v in slim if v.file_info), None)
                 if info:
                     markers[stored[: -len(DIR_MARKER)]] = info
         for stored, versions in found:
             names[stored] = (self._decode(path, prefix, stored, versions, markers), versions)
 
-    def _decode(self, path: str, prefix: str, stored: str, versions: list[Any],
+    def _decode(self, path: str, prefix: str, stored: str, versions: list[Version],
                 markers: dict[str, dict[str, str]]) -> str:  # fmt: skip
         """The plaintext path of a stored name below ``prefix`` (the stored directory of
         ``path``); "" when the codec cannot decode it."""
@@ -177,7 +195,7 @@ class Restorer:
             if last and segment == DIR_MARKER:
                 return "/".join(out) + "/"
             if last:
-                info = next((dict(v.file_info) for v in versions if v.file_info), None)
+                info = next((v.file_info for v in versions if v.file_info), None)
             else:
                 info = markers.get(parent + segment + "/")
             try:
@@ -188,7 +206,7 @@ class Restorer:
             parent += segment + "/"
         return "/".join(out)
 
-    def _decide(self, path: str, stored: str, versions: list[Any], at_ms: int | None,
+    def _decide(self, path: str, stored: str, versions: list[Version], at_ms: int | None,
                 version_id: str | None) -> Step | None:  # fmt: skip
         """What restoring one name means; None when there is nothing to say of it."""
         if not path:
@@ -196,16 +214,18 @@ class Restorer:
         now = current(versions)
         if version_id is not None:
             target = next((v for v in versions if v.file_id == version_id), None)
-            if target is None or target.action == "hide":
+            if target is None or target.hidden:
                 raise RestoreError(f"{version_id} is not a version of {path!r}")
         elif at_ms is not None:
             target = visible_at(versions, at_ms)
             if target is None:
-                return None if now is None else Step(path, stored, NEWER)
+                if now is None or path.endswith("/"):  # a marker replaced since: its directory
+                    return None  # was there if its names were (they say so themselves)
+                return Step(path, stored, NEWER)
         else:
             if now is not None:
                 return None  # shows a version: nothing to undelete
-            target = next((v for v in versions if v.action != "hide"), None)
+            target = next((v for v in versions if not v.hidden), None)
             if target is None:
                 return None  # nothing but hide markers
         if self._is_pending(path):  # its upload would undo the restore
@@ -213,7 +233,7 @@ class Restorer:
         if now is not None and now.file_id == target.file_id:
             return Step(path, stored, UNCHANGED, target)
         above = versions[: versions.index(target)]
-        if above and self.can_delete and all(v.action == "hide" for v in above):
+        if above and self.can_delete and all(v.hidden for v in above):
             return Step(path, stored, UNHIDE, target, above)
         return Step(path, stored, COPY, target)
 
@@ -250,7 +270,7 @@ class Restorer:
                 await self.client.delete_file_version(hide.file_id, step.stored)
         else:
             v = step.version
-            await self.remote.copy(v.file_id, step.stored, None, size=v.size)
+            await self.remote.copy(v.file_id, step.stored, None, size=v.stored_size)
 
     def _shown(self, step: Step) -> str:
         return step.stored if self.ns.names.encrypted else step.path

@@ -208,6 +208,7 @@ def test_restore_a_deleted_file_by_deleting_its_hide_marker(mount_factory, serve
     r = b2fs_cli("restore", str(m.path / "d" / "f.txt"))
     assert r.returncode == 0, r.stdout + r.stderr
     assert "undeleted: d/f.txt" in r.stdout and "b2_delete_file_version (class A)" in r.stdout
+    assert "  40B  " in r.stdout  # the file's size (encrypted: not the ciphertext's)
     assert (m.path / "d" / "f.txt").read_bytes() == b"version 4\n" * 4  # at once, in the mount
     calls = server.counters()["calls"]
     assert calls.get("b2_delete_file_version") == 1 and not calls.get("b2_copy_file")

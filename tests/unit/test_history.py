@@ -13,7 +13,7 @@ import trio
 from b2fs.b2.models import FileVersion
 from b2fs.history.restore import COPY, NEWER, PENDING, UNCHANGED, UNHIDE, RestoreError, Restorer
 from b2fs.history.times import TimeError, format_ms, parse_time, version_names
-from b2fs.history.versions import current, visible_at
+from b2fs.history.versions import Version, current, visible_at
 from b2fs.history.view import VIRTUAL, ViewNodes
 from b2fs.mount import control
 from b2fs.mount.options import OptionError, parse_options
@@ -47,13 +47,18 @@ def test_version_names_sort_as_time_and_never_rename_older_ones():
     assert more[1:] == names[1:]
 
 
-def _v(ms: int, action: str = "upload", fid: str | None = None) -> FileVersion:
+def _f(ms: int, action: str = "upload", fid: str | None = None) -> FileVersion:
     return FileVersion(fid or f"id{ms}{action}", "f", 0 if action == "hide" else 3, "x" * 40,
                        "text/plain", {}, ms, action, "b")  # fmt: skip
 
 
-def test_which_version_a_name_shows_at_a_time():
-    versions = [_v(40, "hide"), _v(30), _v(20, "hide"), _v(10)]  # newest first
+def _v(ms: int, action: str = "upload", fid: str | None = None) -> Version:
+    return Version.of(_f(ms, action, fid), 0 if action == "hide" else 3)
+
+
+@pytest.mark.parametrize("make", [_f, _v])  # B2's records, and the slim ones
+def test_which_version_a_name_shows_at_a_time(make):
+    versions = [make(40, "hide"), make(30), make(20, "hide"), make(10)]  # newest first
     assert visible_at(versions, 5) is None  # not yet
     assert visible_at(versions, 10) is versions[3]  # uploaded at that very millisecond
     assert visible_at(versions, 19) is versions[3]
@@ -67,9 +72,14 @@ class _Names:
     encrypted = False
 
 
+class _Listings:
+    content = None
+
+
 class _Ns:
     names = _Names()
     root_stored = ""
+    listings = _Listings()
 
 
 def _restorer(can_delete: bool = True, pending: bool = False) -> Restorer:
@@ -93,6 +103,7 @@ def test_what_a_restore_does_with_one_name():
         r._decide("f", "f", deleted, None, "nope")
     assert _restorer(pending=True)._decide("f", "f", deleted, None, None).what == PENDING
     assert r._decide("", "f", deleted, None, None).what == "undecodable"
+    assert r._decide("d/", "d/.bzEmpty", deleted[1:], 5, None) is None  # a marker made since
 
 
 def test_view_inodes_are_apart_from_the_mount_s():
