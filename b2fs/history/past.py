@@ -14,7 +14,6 @@ listing code; the mount is read-only.
 from __future__ import annotations
 
 import time
-from collections import Counter
 from contextlib import aclosing
 from typing import Any
 
@@ -34,7 +33,6 @@ class PastListings(Listings):
     def __init__(self, client: Any, bucket_id: str, *, at_ms: int, **kwargs: Any) -> None:
         super().__init__(client, bucket_id, **kwargs)
         self.at_ms = at_ms  # TIME, in milliseconds since the epoch
-        self.calls: Counter[str] = Counter()
 
     async def _fetch(self, prefix: str) -> Listing:
         self.fetches += 1
@@ -43,7 +41,7 @@ class PastListings(Listings):
         listing = Listing(entries, fetched_at)
         folders: list[tuple[str, Any]] = []
         async for stored, folder, versions in grouped(self.client, self.bucket_id, prefix,
-                                                      delimiter="/", calls=self.calls):  # fmt: skip
+                                                      delimiter="/"):  # fmt: skip
             rel = stored[len(prefix) :]
             if folder is not None:
                 folders.append((rel[:-1], folder))
@@ -73,8 +71,7 @@ class PastListings(Listings):
         limiter = trio.CapacityLimiter(CHECKS_AT_ONCE)
 
         async def check(prefix: str) -> None:
-            async with limiter, aclosing(grouped(self.client, self.bucket_id, prefix,
-                                                 calls=self.calls)) as names:  # fmt: skip
+            async with limiter, aclosing(grouped(self.client, self.bucket_id, prefix)) as names:
                 async for _, _, versions in names:
                     if visible_at(versions, self.at_ms) is not None:
                         out.add(prefix)
