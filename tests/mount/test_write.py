@@ -473,4 +473,7 @@ def test_the_kernel_write_back_cache_keeps_the_rules(mount_factory):
     fresh(m)
     assert f.read_bytes() == expected
     st = os.stat(f)
-    assert (st.st_atime_ns, st.st_mtime_ns) == (1_000_000_000_000_000_123, 1_500_000_000_000_000_456)
+    assert (st.st_atime_ns, st.st_mtime_ns) == (
+        1_000_000_000_000_000_123,
+        1_500_000_000_000_000_456,
+    )
