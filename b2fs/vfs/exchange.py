@@ -39,11 +39,13 @@ class Exchanges(Renames):
         else:
             await self._exchange_files(a, ea, b, eb)
         tmp = f"\0exchange-{uuid.uuid4().hex}"  # no path can be this: the nodes swap through it
-        self.fs.inodes.rename(a, tmp)
-        self.fs.inodes.rename(b, a)
-        self.fs.inodes.rename(tmp, b)
-        self.ns.forget_stored(a)
-        self.ns.forget_stored(b)
+        tree = ea.kind is Kind.DIR
+        self.fs.inodes.rename(a, tmp, tree)
+        self.fs.inodes.rename(b, a, tree)
+        self.fs.inodes.rename(tmp, b, tree)
+        if tree:
+            self.ns.forget_stored(a)
+            self.ns.forget_stored(b)
         for path in (a, b):
             self.fs.dir_changed(split(path)[0])
             if ea.kind is Kind.DIR:

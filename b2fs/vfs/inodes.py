@@ -94,8 +94,18 @@ class InodeTable:
         if node is not None:
             node.gone = True
 
-    def rename(self, old: str, new: str) -> None:
-        """Re-point ``old`` and, for a directory, everything below it, to ``new``."""
+    def rename(self, old: str, new: str, tree: bool = True) -> None:
+        """Re-point ``old`` and, for a directory (``tree``), everything below it, to ``new``.
+        A file's rename touches two paths, not the whole table (git renames every object)."""
+        if not tree:
+            replaced = self._by_path.pop(new, None)
+            if replaced is not None:
+                replaced.gone = True
+            node = self._by_path.pop(old, None)
+            if node is not None:
+                node.path = new
+                self._by_path[new] = node
+            return
         for path in [p for p in self._by_path if p == new or p.startswith(new + "/")]:
             self._by_path.pop(path).gone = True  # replaced: the kernel's nodes there go stale
         moved = [(p, n) for p, n in self._by_path.items() if p == old or p.startswith(old + "/")]

@@ -100,8 +100,10 @@ class Renames(ChangeBase):
                 raise IsADirectory(f"{new!r} is a directory")
             await self._keep_dir(old_parent.path)
             await self._rename_file(old, src, new, new_stored, new_long)
-        self.fs.inodes.rename(old, new)
-        self.ns.forget_stored(old)
+        tree = src.kind is Kind.DIR
+        self.fs.inodes.rename(old, new, tree=tree)
+        if tree:  # stored names are remembered for directories only
+            self.ns.forget_stored(old)
         self.fs.dir_changed(old_parent.path)
         self.fs.dir_changed(new_parent.path)
 
