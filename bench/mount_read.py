@@ -214,6 +214,7 @@ class Runner:
         self.tree_rows: list[list[str]] = []
         self.rss: dict[str, float] = {}
         self.kernel_readahead = ""
+        self.cpu: dict[str, float] = {}  # CPU ms per MiB of the mount, by workload
 
     def mount(self, who: str, cache: Path, options: dict[str, str] | None = None) -> Mount:
         if who == "rclone":
@@ -221,17 +222,21 @@ class Runner:
         return self.s.b2fs(self.bucket, options or {}, cache_dir=cache)
 
     def measure(self, label: str, fn: Callable[[], float], unit: str, rows: list[list[str]],
-                mount: Mount) -> float:  # fmt: skip
+                mount: Mount, mib: float = 0.0) -> float:  # fmt: skip
+        """One workload's row; ``mib``: the MiB it reads, for the mount's CPU ms per MiB."""
         wait_for_quiet(self.s.pids, self.args.quiet, self.args.quiet_timeout)
         hits = disk_hits(mount)
         with profiled(self.args.profile, mount, label), OtherLoad(self.s.pids) as load:
-            before = self.s.counters()
+            before, cpu = self.s.counters(), mount.cpu()
             value = fn()
+            cpu = mount.cpu() - cpu
             d = delta(before, self.s.counters())
         hits_text = "" if hits is None else f"{(disk_hits(mount) or 0) - hits:,}"
         fmt = f"{value:,.0f}" if unit != "s" else f"{value:.2f}"
+        cpu_text = f"{cpu * 1000 / mib:.2f}" if mib else ""
         rows.append([label, f"{fmt} {unit}", calls_text(d), f"{d['bytes_out'] / MiB:,.0f}", hits_text,
-                     f"{mount.rss():.0f}", f"{load.cores:.2f}"])  # fmt: skip
+                     cpu_text, f"{mount.rss():.0f}", f"{load.cores:.2f}"])  # fmt: skip
+        self.cpu[label] = cpu * 1000 / mib if mib else 0.0
         return value
 
     def done(self, who: str, m: Mount) -> None:
@@ -248,17 +253,19 @@ class Runner:
             self.kernel_readahead = m.kernel_readahead()
         f = m.path / "big.bin"
         out["cold"] = self.measure(f"{who}: sequential, cold", lambda: sequential(f, size), "MB/s",
-                                   rows, m)  # fmt: skip
+                                   rows, m, size / MiB)  # fmt: skip
         r.check(f)
         out["page"] = self.measure(f"{who}: sequential, warm (page cache)",
-                                   lambda: sequential(f, size), "MB/s", rows, m)  # fmt: skip
+                                   lambda: sequential(f, size), "MB/s", rows, m,
+                                   size / MiB)  # fmt: skip
         self.measure(f"{who}: 4 KiB random, warm (page cache, {len(warm)} reads)",
                      lambda: random_reads(f, warm), "IOPS", rows, m)  # fmt: skip
         self.done(who, m)
         m = self.mount(who, cache, options)
         f = m.path / "big.bin"
         out["disk"] = self.measure(f"{who}: sequential, warm (disk cache, remounted)",
-                                   lambda: sequential(f, size), "MB/s", rows, m)  # fmt: skip
+                                   lambda: sequential(f, size), "MB/s", rows, m,
+                                   size / MiB)  # fmt: skip
         self.done(who, m)
         m = self.mount(who, cache, options)
         f = m.path / "big.bin"
@@ -401,7 +408,7 @@ def main() -> None:
               f"(median {statistics.median(colds):,.0f}); best = {best / server_rate:.2f} x server, "
               f"{best / client_rate:.2f} x b2 client  (goal >= 0.8)")  # fmt: skip
     head = ["workload", "rate", "API calls by class = cost (busiest calls)", "MiB downloaded",
-            "disk-cache hits", "RSS MiB", "other load"]  # fmt: skip
+            "disk-cache hits", "CPU ms/MiB", "RSS MiB", "other load"]  # fmt: skip
     if r.rows:
         print_table("File reads", head, r.rows)
     if r.tree_rows:

@@ -105,6 +105,16 @@ class Mount:
         except OSError:
             return ""
 
+    def cpu(self) -> float:
+        """Seconds of CPU (user + system, all threads) the mount process has used so far."""
+        if self.proc is None:
+            return 0.0
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def rss(self) -> float:
         """Peak RSS so far (kept after the process ends)."""
         if self.proc is not None:

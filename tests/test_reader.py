@@ -41,7 +41,7 @@ async def run_of_blocks(server: LocalServer, tmp_path: Path, data: bytes, **clie
         obj = ObjectRef(version.file_id, len(data), len(data), name="f.bin")
         async with trio.open_nursery() as nursery:
             reader.attach(nursery)
-            reader._start(obj, 0, len(data) // BLOCK)
+            reader._start(obj, 0, len(data) // BLOCK, keep=True)
             yield reader, obj, cache, nursery
 
 

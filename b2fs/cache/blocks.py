@@ -6,10 +6,13 @@ policy.  Blocks hold the object's bytes exactly as downloaded (ciphertext when
 the mount is encrypted); the reader decodes them.  Layout::
 
     CACHE_DIR/blocks-<block size>/<2 hex>/<sha1(fileId) hex>.<block index>
+    CACHE_DIR/blocks-<block size>/<2 hex>/<sha1(fileId) hex>.seen
 
 The index is rebuilt at start from one scan of the directory (sizes, and
 mtimes as the recency order; a block's mtime is bumped on its first hit in a
-session).  Writes go to a temporary name and are renamed into place, so a
+session).  A ``.seen`` file (empty) marks a version whose blocks were read once
+and not kept (the reader's admission policy): the next read of it, in this mount
+or a later one, keeps them; the newest ``MAX_SEEN`` marks are kept.  Writes go to a temporary name and are renamed into place, so a
 crash never leaves a short block behind.  A cache directory that is full or
 unwritable does not fail reads: the block is simply not kept, with a warning.
 """
@@ -29,6 +32,7 @@ import trio
 log = logging.getLogger(__name__)
 
 Key = tuple[str, int]
+MAX_SEEN = 10_000  # versions remembered as read once (see ``note_seen``)
 
 
 class BlockCache:
@@ -40,6 +44,7 @@ class BlockCache:
         self._index: OrderedDict[Key, int] = OrderedDict()  # key -> size, oldest first
         self._touched: set[Key] = set()
         self._writing: set[Key] = set()  # being written (their bytes count in ``used``)
+        self._seen: OrderedDict[str, None] = OrderedDict()  # digests of versions read once
         self.used = 0
         self.enabled = budget > 0
         self._last_warning = 0.0
@@ -58,6 +63,7 @@ class BlockCache:
             self._disable(f"cannot use {self.dir}: {e.strerror}")
             return
         found: list[tuple[float, Key, int, str]] = []
+        seen: list[tuple[float, str]] = []
         for sub in os.scandir(self.dir):
             if not sub.is_dir(follow_symlinks=False):
                 continue
@@ -67,6 +73,12 @@ class BlockCache:
                     _unlink(entry.path)  # left by a crash mid-write
                     continue
                 digest, _, index = name.partition(".")
+                if index == "seen":
+                    try:
+                        seen.append((entry.stat(follow_symlinks=False).st_mtime, digest))
+                    except OSError:
+                        pass
+                    continue
                 try:
                     st = entry.stat(follow_symlinks=False)
                     key = (digest, int(index))
@@ -78,6 +90,9 @@ class BlockCache:
             self._index[key] = size
             self.used += size
         self._evict(0)
+        for _, digest in sorted(seen):
+            self._seen[digest] = None
+        self._trim_seen()
         log.debug("block cache %s: %d blocks, %d bytes", self.dir, len(self._index), self.used)
 
     def _disable(self, why: str) -> None:
@@ -88,8 +103,12 @@ class BlockCache:
     # -- lookups -------------------------------------------------------------------------
 
     @staticmethod
-    def _key(file_id: str, index: int) -> Key:
-        return (hashlib.sha1(file_id.encode()).hexdigest(), index)
+    def _digest(file_id: str) -> str:
+        return hashlib.sha1(file_id.encode()).hexdigest()
+
+    @classmethod
+    def _key(cls, file_id: str, index: int) -> Key:
+        return (cls._digest(file_id), index)
 
     def _path(self, key: Key) -> Path:
         return self.dir / key[0][:2] / f"{key[0]}.{key[1]}"
@@ -142,6 +161,34 @@ class BlockCache:
         self.hits += 1
         return data
 
+    # -- admission -------------------------------------------------------------------------
+
+    def seen(self, file_id: str) -> bool:
+        """Was this version read once before without its blocks being kept?"""
+        return self.enabled and self._digest(file_id) in self._seen
+
+    def note_seen(self, file_id: str) -> None:
+        """Remember (on disk too) that this version was read once without being kept."""
+        if not self.enabled:
+            return
+        digest = self._digest(file_id)
+        if digest in self._seen:
+            self._seen.move_to_end(digest)
+            return
+        self._seen[digest] = None
+        path = self._path((digest, 0)).with_name(f"{digest}.seen")
+        try:
+            path.parent.mkdir(mode=0o700, exist_ok=True)
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+        except OSError:
+            pass  # remembered for this mount only
+        self._trim_seen()
+
+    def _trim_seen(self) -> None:
+        while len(self._seen) > MAX_SEEN:
+            digest, _ = self._seen.popitem(last=False)
+            _unlink(self._path((digest, 0)).with_name(f"{digest}.seen"))
+
     def discard(self, file_id: str, index: int) -> None:
         """Drop a block (it failed to verify: never serve it again)."""
         self._forget(self._key(file_id, index), unlink=True)
@@ -170,6 +217,26 @@ class BlockCache:
             self._finish(key, len(data), OSError("cancelled"))
             raise
         return self._finish(key, len(data), error)
+
+    async def put_many_async(self, file_id: str, blocks: list[tuple[int, bytes]]) -> None:
+        """``put_async`` of several blocks of one version, written by one worker-thread
+        call (a run of a download: one hop to the thread instead of one per block)."""
+        keys = [(key, data) for i, data in blocks
+                if (key := self._reserve(file_id, i, len(data))) is not None]  # fmt: skip
+        if not keys:
+            return
+
+        def work() -> list[OSError | None]:
+            return [self._write(key, data) for key, data in keys]
+
+        try:
+            errors = await trio.to_thread.run_sync(work)
+        except BaseException:
+            for key, data in keys:
+                self._finish(key, len(data), OSError("cancelled"))
+            raise
+        for (key, data), error in zip(keys, errors, strict=True):
+            self._finish(key, len(data), error)
 
     def link(self, src_id: str, dst_id: str, index: int) -> bool:
         """Cache block ``index`` of ``dst_id`` as the same bytes as that of ``src_id`` (a

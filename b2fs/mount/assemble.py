@@ -87,6 +87,7 @@ async def assemble(client: Any, bucket: Any, source: Source, cache_dir: str, opt
         max_readahead=opts.max_readahead,
         max_request=opts.max_request,
         concurrency=opts.download_concurrency,
+        admit=opts.cache_admit,
     )
     listings = Listings(
         client,
