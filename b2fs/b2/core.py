@@ -563,6 +563,7 @@ class Core:
             self._download_pool = DownloadPool(
                 ssl_context=self._lean_ssl_context(), user_agent=self._http_args["user_agent"],
                 connect_timeout=t.connect, read_timeout=t.read, write_timeout=t.write,
+                max_idle=self._http_args["max_connections"],
             )  # fmt: skip
         return self._download_pool
 

@@ -31,10 +31,10 @@ import anyio.lowlevel
 from anyio.abc import SocketAttribute
 
 IDLE_EXPIRY = 30.0  # a connection idle longer is not reused (hosts close idle ones)
-MAX_IDLE = 32  # idle connections kept per host
 HEAD_LIMIT = 64 * 1024  # the longest response head accepted
 BODY_LIMIT = 1 << 20  # the longest error body read
-RECEIVE_SIZE = 256 * 1024  # bytes per read of ``receive`` (and of the head)
+RECEIVE_SIZE = 256 * 1024  # bytes per read of ``receive``
+HEAD_READ = 16 * 1024  # bytes per read of a response head (the body's start comes along)
 
 
 class DownloadConnectionError(Exception):
@@ -81,15 +81,17 @@ class _Connection:
             data = await self.receive(len(view))
             view[: len(data)] = data
             return len(data)
+        waited = False
         while True:
             try:
                 n: int = sock.recv_into(view)
             except BlockingIOError:
                 with anyio.fail_after(self.read_timeout):
                     await anyio.wait_readable(sock)
+                waited = True
                 continue
-            # the bytes were there at once: let the other tasks run before the next read
-            await anyio.lowlevel.checkpoint()
+            if not waited:  # the bytes were there at once: let the other tasks run
+                await anyio.lowlevel.checkpoint()
             return n
 
     async def receive(self, limit: int) -> bytes:
@@ -102,14 +104,17 @@ class _Connection:
             except anyio.EndOfStream:
                 return b""
             return data
+        waited = False
         while True:
             try:
                 data = sock.recv(limit)
             except BlockingIOError:
                 with anyio.fail_after(self.read_timeout):
                     await anyio.wait_readable(sock)
+                waited = True
                 continue
-            await anyio.lowlevel.checkpoint()
+            if not waited:
+                await anyio.lowlevel.checkpoint()
             return data
 
 
@@ -275,7 +280,9 @@ class DownloadPool:
     """Idle HTTP/1.1 connections per (scheme, host, port), and GETs on them."""
 
     def __init__(self, *, ssl_context: ssl.SSLContext | None, user_agent: str,
-                 connect_timeout: float, read_timeout: float, write_timeout: float) -> None:  # fmt: skip
+                 connect_timeout: float, read_timeout: float, write_timeout: float,
+                 max_idle: int = 32) -> None:  # fmt: skip
+        self.max_idle = max_idle  # idle connections kept per host
         self.ssl_context = ssl_context
         self.user_agent = user_agent
         self.timeouts = (connect_timeout, read_timeout, write_timeout)
@@ -294,7 +301,7 @@ class DownloadPool:
         conn.last_used = time.monotonic()
         conn.used = True
         idle = self._idle[conn.key]
-        if len(idle) < MAX_IDLE:
+        if len(idle) < self.max_idle:
             idle.append(conn)
         else:
             self._closing.append(conn)
@@ -372,7 +379,7 @@ class DownloadPool:
                     break
                 if len(buf) > HEAD_LIMIT:
                     raise DownloadConnectionError("the response head is too long")
-                data = await conn.receive(RECEIVE_SIZE)
+                data = await conn.receive(HEAD_READ)
                 if not data:
                     raise anyio.EndOfStream
                 answered = True

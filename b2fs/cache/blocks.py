@@ -219,8 +219,23 @@ class BlockCache:
         return self._finish(key, len(data), error)
 
     async def put_many_async(self, file_id: str, blocks: list[tuple[int, bytes]]) -> None:
-        """``put_async`` of several blocks of one version, written by one worker-thread
-        call (a run of a download: one hop to the thread instead of one per block)."""
+        """``put_async`` of several blocks of one version, written by one worker-thread call
+        per batch (a download's run: one hop to the thread instead of one per block). A
+        batch holds at most a quarter of the budget: blocks being written cannot be
+        evicted, so a run larger than the cache goes in turns, each evicting the last."""
+        limit = max(self.budget // 4, 1)
+        batch: list[tuple[int, bytes]] = []
+        size = 0
+        for index, data in blocks:
+            if batch and size + len(data) > limit:
+                await self._put_batch(file_id, batch)
+                batch, size = [], 0
+            batch.append((index, data))
+            size += len(data)
+        if batch:
+            await self._put_batch(file_id, batch)
+
+    async def _put_batch(self, file_id: str, blocks: list[tuple[int, bytes]]) -> None:
         keys = [(key, data) for i, data in blocks
                 if (key := self._reserve(file_id, i, len(data))) is not None]  # fmt: skip
         if not keys:
