@@ -19,6 +19,7 @@ unwritable does not fail reads: the block is simply not kept, with a warning.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 
 Key = tuple[str, int]
 MAX_SEEN = 10_000  # versions remembered as read once (see ``note_seen``)
+MAX_FDS = 64  # descriptors of recently read blocks kept open (a random read is then one pread)
 
 
 class BlockCache:
@@ -45,6 +47,7 @@ class BlockCache:
         self._touched: set[Key] = set()
         self._writing: set[Key] = set()  # being written (their bytes count in ``used``)
         self._seen: OrderedDict[str, None] = OrderedDict()  # digests of versions read once
+        self._fds: OrderedDict[Key, int] = OrderedDict()  # open blocks, least recent first
         self.used = 0
         self.enabled = budget > 0
         self._last_warning = 0.0
@@ -103,6 +106,7 @@ class BlockCache:
     # -- lookups -------------------------------------------------------------------------
 
     @staticmethod
+    @functools.lru_cache(maxsize=4096)
     def _digest(file_id: str) -> str:
         return hashlib.sha1(file_id.encode()).hexdigest()
 
@@ -129,14 +133,19 @@ class BlockCache:
             return None
         path = self._path(key)
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            try:
+            fd = self._fds.get(key)
+            if fd is None:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
                 size = os.fstat(fd).st_size
-                if expected_size is None or size == expected_size:
-                    n = size - offset if length is None else length
-                    data = os.pread(fd, n, offset) if n > 0 else b""
-            finally:
-                os.close(fd)
+                self._fds[key] = fd
+                if len(self._fds) > MAX_FDS:
+                    os.close(self._fds.popitem(last=False)[1])
+            else:
+                self._fds.move_to_end(key)
+                size = self._index[key]
+            if expected_size is None or size == expected_size:
+                n = size - offset if length is None else length
+                data = os.pread(fd, n, offset) if n > 0 else b""
         except OSError:
             self._forget(key)
             self.misses += 1
@@ -356,6 +365,9 @@ class BlockCache:
             self.evictions += 1
 
     def _forget(self, key: Key, unlink: bool = False) -> None:
+        fd = self._fds.pop(key, None)
+        if fd is not None:
+            os.close(fd)
         size = self._index.pop(key, None)
         if size is not None:
             self.used -= size
