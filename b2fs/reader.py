@@ -142,6 +142,10 @@ class Reader:
             self.served[source] += hi - lo
         return b"".join(parts)  # one copy of a read across blocks (an unaligned one)
 
+    def remember(self, file_id: str, index: int, plain: bytes) -> None:
+        """A block's plaintext known without reading it (just uploaded): kept in memory."""
+        self._memory[(file_id, index)] = plain
+
     def forget_object(self, file_id: str) -> None:
         """Drop decoded state of a version (its cached bytes stay valid)."""
         self._decryptors.pop(file_id, None)
@@ -272,7 +276,7 @@ class Reader:
             self.streamed_blocks += len(verified)
             return
         with trio.CancelScope(shield=True):
-            await self.cache.put_many_async(obj.file_id, verified)
+            await self.cache.put_many_async([(obj.file_id, i, data) for i, data in verified])
 
     async def _finish_block(self, obj: ObjectRef, index: int, stored: bytearray,
                             fetch: _Fetch, verified: list[tuple[int, bytearray]],

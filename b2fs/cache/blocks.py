@@ -6,23 +6,28 @@ policy.  Blocks hold the object's bytes exactly as downloaded (ciphertext when
 the mount is encrypted); the reader decodes them.  Layout::
 
     CACHE_DIR/blocks-<block size>/<2 hex>/<sha1(fileId) hex>.<block index>
+    CACHE_DIR/blocks-<block size>/small.sqlite    blocks up to 64 KiB (b2fs.cache.small)
     CACHE_DIR/blocks-<block size>/<2 hex>/<sha1(fileId) hex>.seen
 
-The index is rebuilt at start from one scan of the directory (sizes, and
-mtimes as the recency order; a block's mtime is bumped on its first hit in a
-session).  A ``.seen`` file (empty) marks a version whose blocks were read once
-and not kept (the reader's admission policy): the next read of it, in this mount
-or a later one, keeps them; the newest ``MAX_SEEN`` marks are kept.  Writes go to a temporary name and are renamed into place, so a
-crash never leaves a short block behind.  A cache directory that is full or
+The index is rebuilt at start from one scan of the directory and the small
+blocks' table (sizes, and mtimes as the recency order; a block's mtime is
+bumped on its first hit in a session).  A ``.seen`` file (empty) marks a
+version whose blocks were read once and not kept (the reader's admission
+policy): the next read of it, in this mount or a later one, keeps them; the
+newest ``MAX_SEEN`` marks are kept.  Writes go to a temporary name and are
+renamed into place, so a crash never leaves a short block behind; the
+descriptors of recently read blocks stay open (a random read is one pread).  A cache directory that is full or
 unwritable does not fail reads: the block is simply not kept, with a warning.
 """
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import logging
 import os
+import sqlite3
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -30,22 +35,28 @@ from pathlib import Path
 
 import trio
 
+from b2fs.cache.small import SMALL_MAX, SmallBlocks
+
 log = logging.getLogger(__name__)
 
 Key = tuple[str, int]
 MAX_SEEN = 10_000  # versions remembered as read once (see ``note_seen``)
-MAX_FDS = 64  # descriptors of recently read blocks kept open (a random read is then one pread)
+MAX_FDS = 64  # descriptors of recently read blocks kept open
 
 
 class BlockCache:
     """Blocks on disk within ``budget`` bytes, least recently used evicted first."""
 
-    def __init__(self, root: str | os.PathLike[str], budget: int, block_size: int) -> None:
+    def __init__(self, root: str | os.PathLike[str], budget: int, block_size: int,
+                 small_max: int = SMALL_MAX) -> None:  # fmt: skip
         self.dir = Path(root) / f"blocks-{block_size}"
+        self.small_max = small_max  # blocks up to this size are rows of small.sqlite
         self.budget = budget
         self._index: OrderedDict[Key, int] = OrderedDict()  # key -> size, oldest first
         self._touched: set[Key] = set()
         self._writing: set[Key] = set()  # being written (their bytes count in ``used``)
+        self._small: set[Key] = set()  # blocks kept in small.sqlite, not as files
+        self.small: SmallBlocks | None = None
         self._seen: OrderedDict[str, None] = OrderedDict()  # digests of versions read once
         self._fds: OrderedDict[Key, int] = OrderedDict()  # open blocks, least recent first
         self.used = 0
@@ -65,6 +76,12 @@ class BlockCache:
         except OSError as e:
             self._disable(f"cannot use {self.dir}: {e.strerror}")
             return
+        for i in range(256):  # every block's directory made once, not at every write
+            try:
+                (self.dir / f"{i:02x}").mkdir(mode=0o700, exist_ok=True)
+            except OSError as e:
+                self._disable(f"cannot use {self.dir}: {e.strerror}")
+                return
         found: list[tuple[float, Key, int, str]] = []
         seen: list[tuple[float, str]] = []
         for sub in os.scandir(self.dir):
@@ -88,6 +105,14 @@ class BlockCache:
                 except (OSError, ValueError):
                     continue
                 found.append((st.st_mtime, key, st.st_size, entry.path))
+        try:
+            self.small = SmallBlocks(self.dir / "small.sqlite")
+            for used, key, size in self.small.scan():
+                found.append((used, key, size, ""))
+                self._small.add(key)
+        except (OSError, sqlite3.Error) as e:
+            self._disable(f"cannot use {self.dir / 'small.sqlite'}: {e}")
+            return
         found.sort()
         for _, key, size, _path in found:
             self._index[key] = size
@@ -133,20 +158,29 @@ class BlockCache:
             return None
         path = self._path(key)
         try:
-            fd = self._fds.get(key)
-            if fd is None:
-                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-                size = os.fstat(fd).st_size
-                self._fds[key] = fd
-                if len(self._fds) > MAX_FDS:
-                    os.close(self._fds.popitem(last=False)[1])
-            else:
-                self._fds.move_to_end(key)
+            if key in self._small:
                 size = self._index[key]
-            if expected_size is None or size == expected_size:
-                n = size - offset if length is None else length
-                data = os.pread(fd, n, offset) if n > 0 else b""
-        except OSError:
+                data = b""
+                if expected_size is None or size == expected_size:
+                    found = self.small.read(key, offset, length)  # type: ignore[union-attr]
+                    if found is None:
+                        raise OSError("gone from small.sqlite")
+                    data = found
+            else:
+                fd = self._fds.get(key)
+                if fd is None:
+                    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                    size = os.fstat(fd).st_size
+                    self._fds[key] = fd
+                    if len(self._fds) > MAX_FDS:
+                        os.close(self._fds.popitem(last=False)[1])
+                else:
+                    self._fds.move_to_end(key)
+                    size = self._index[key]
+                if expected_size is None or size == expected_size:
+                    n = size - offset if length is None else length
+                    data = os.pread(fd, n, offset) if n > 0 else b""
+        except (OSError, sqlite3.Error):
             self._forget(key)
             self.misses += 1
             return None
@@ -164,8 +198,11 @@ class BlockCache:
         if key not in self._touched:
             self._touched.add(key)
             try:
-                os.utime(path)
-            except OSError:
+                if key in self._small:
+                    self.small.touch(key)
+                else:
+                    os.utime(path)
+            except (OSError, sqlite3.Error):
                 pass
         self.hits += 1
         return data
@@ -185,18 +222,20 @@ class BlockCache:
             self._seen.move_to_end(digest)
             return
         self._seen[digest] = None
-        path = self._path((digest, 0)).with_name(f"{digest}.seen")
         try:
-            path.parent.mkdir(mode=0o700, exist_ok=True)
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+            os.close(
+                os.open(self._seen_path(digest), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            )
         except OSError:
             pass  # remembered for this mount only
         self._trim_seen()
 
+    def _seen_path(self, digest: str) -> Path:
+        return self.dir / digest[:2] / f"{digest}.seen"
+
     def _trim_seen(self) -> None:
         while len(self._seen) > MAX_SEEN:
-            digest, _ = self._seen.popitem(last=False)
-            _unlink(self._path((digest, 0)).with_name(f"{digest}.seen"))
+            _unlink(self._seen_path(self._seen.popitem(last=False)[0]))
 
     def discard(self, file_id: str, index: int) -> None:
         """Drop a block (it failed to verify: never serve it again)."""
@@ -227,41 +266,6 @@ class BlockCache:
             raise
         return self._finish(key, len(data), error)
 
-    async def put_many_async(self, file_id: str, blocks: list[tuple[int, bytes]]) -> None:
-        """``put_async`` of several blocks of one version, written by one worker-thread call
-        per batch (a download's run: one hop to the thread instead of one per block). A
-        batch holds at most a quarter of the budget: blocks being written cannot be
-        evicted, so a run larger than the cache goes in turns, each evicting the last."""
-        limit = max(self.budget // 4, 1)
-        batch: list[tuple[int, bytes]] = []
-        size = 0
-        for index, data in blocks:
-            if batch and size + len(data) > limit:
-                await self._put_batch(file_id, batch)
-                batch, size = [], 0
-            batch.append((index, data))
-            size += len(data)
-        if batch:
-            await self._put_batch(file_id, batch)
-
-    async def _put_batch(self, file_id: str, blocks: list[tuple[int, bytes]]) -> None:
-        keys = [(key, data) for i, data in blocks
-                if (key := self._reserve(file_id, i, len(data))) is not None]  # fmt: skip
-        if not keys:
-            return
-
-        def work() -> list[OSError | None]:
-            return [self._write(key, data) for key, data in keys]
-
-        try:
-            errors = await trio.to_thread.run_sync(work)
-        except BaseException:
-            for key, data in keys:
-                self._finish(key, len(data), OSError("cancelled"))
-            raise
-        for (key, data), error in zip(keys, errors, strict=True):
-            self._finish(key, len(data), error)
-
     def link(self, src_id: str, dst_id: str, index: int) -> bool:
         """Cache block ``index`` of ``dst_id`` as the same bytes as that of ``src_id`` (a
         server-side copy: a hard link, no bytes written); False when the source is not here."""
@@ -271,9 +275,11 @@ class BlockCache:
         size = self._index.get(src)
         if size is None or dst in self._index or dst in self._writing:
             return dst in self._index
+        if src in self._small:  # a row: copied (a few KiB)
+            data = self.small.read(src, 0, None)
+            return data is not None and self.put(dst_id, index, data)
         path = self._path(dst)
         try:
-            path.parent.mkdir(mode=0o700, exist_ok=True)
             os.link(self._path(src), path)
         except FileExistsError:
             pass
@@ -309,6 +315,37 @@ class BlockCache:
             raise
         return self._finish(key, size, error)
 
+    async def put_many_async(self, blocks: list[tuple[str, int, bytes]]) -> None:
+        """``put`` of many blocks (small ones, a download's run), written by one worker-thread
+        call per batch (a thread hop each would cost more than small blocks' writes). A
+        batch holds at most a quarter of the budget: blocks being written cannot be
+        evicted, so a run larger than the cache goes in turns, each evicting the last."""
+        limit = max(self.budget // 4, 1)
+        batch: list[tuple[str, int, bytes]] = []
+        size = 0
+        for block in blocks:
+            if batch and size + len(block[2]) > limit:
+                await self._put_batch(batch)
+                batch, size = [], 0
+            batch.append(block)
+            size += len(block[2])
+        if batch:
+            await self._put_batch(batch)
+
+    async def _put_batch(self, blocks: list[tuple[str, int, bytes]]) -> None:
+        todo = [(key, data) for file_id, index, data in blocks
+                if (key := self._reserve(file_id, index, len(data))) is not None]  # fmt: skip
+        if not todo:
+            return
+        try:
+            errors = await trio.to_thread.run_sync(lambda: [self._write(k, d) for k, d in todo])
+        except BaseException:
+            for key, data in todo:
+                self._finish(key, len(data), OSError("cancelled"))
+            raise
+        for (key, data), error in zip(todo, errors, strict=True):
+            self._finish(key, len(data), error)
+
     def _reserve(self, file_id: str, index: int, size: int) -> Key | None:
         """Make room for a new block; None when there is nothing to write."""
         if not self.enabled or size > self.budget:
@@ -325,11 +362,18 @@ class BlockCache:
         return key
 
     def _write(self, key: Key, data: bytes) -> OSError | None:
-        """The file write (atomic: a temporary name, then a rename). Thread-safe."""
+        """The file write (atomic: a temporary name, then a rename), or the row of a small
+        block. Thread-safe."""
+        if len(data) <= self.small_max:
+            try:
+                self.small.put(key, data)
+            except sqlite3.Error as e:
+                return OSError(errno.EIO, f"small.sqlite: {e}")
+            self._small.add(key)
+            return None
         path = self._path(key)
         tmp = path.with_name(path.name + ".tmp")
         try:
-            path.parent.mkdir(mode=0o700, exist_ok=True)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             try:
                 view = memoryview(data)
@@ -372,7 +416,14 @@ class BlockCache:
         if size is not None:
             self.used -= size
         self._touched.discard(key)
-        if unlink:
+        if key in self._small:
+            self._small.discard(key)
+            if unlink:
+                try:
+                    self.small.delete(key)
+                except sqlite3.Error:
+                    pass
+        elif unlink:
             _unlink(self._path(key))
 
     def stats(self) -> dict[str, int | bool]:

@@ -179,14 +179,7 @@ class ChangeBase:
         return self.ns.cached_listing(dir_path)
 
     def _patch(self, dir_path: str, name: str, entry: Entry | None) -> None:
-        listing = self._listing(dir_path)
-        if listing is None:
-            return
-        if entry is None:
-            listing.remove(name)
-        else:
-            entry.name = name
-            listing.put(entry)
+        self.ns.listings.patch(self.ns.stored_dir(dir_path), name, entry)
 
     def _has_remote(self, dir_path: str, name: str) -> bool:
         listing = self._listing(dir_path)

@@ -135,7 +135,11 @@ class FileChanges(ChangeBase):
             return self._written(d, handle, await d.write(self._offset(d, handle, offset), data))
 
     def _offset(self, d: DirtyFile, handle: FileHandle, offset: int) -> int:
-        return d.size if handle.flags & os.O_APPEND else offset
+        # With the kernel's write-back cache the kernel places appends itself, and writes back
+        # pages through any open handle: its offsets are the truth.
+        if handle.flags & os.O_APPEND and not self.fs.kernel_writes:
+            return d.size
+        return offset
 
     def _written(self, d: DirtyFile, handle: FileHandle, n: int) -> int:
         r = d.record

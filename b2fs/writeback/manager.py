@@ -70,10 +70,13 @@ class WriteBack:
         self._implied: Counter[str] = Counter()  # directories with dirty files below them
         self._limiter = trio.CapacityLimiter(concurrency)
         self._wake = trio.Event()
+        self._next_due = -math.inf  # what the scheduler sleeps until (a push before it wakes it)
         self._queue: list[tuple[float, int, DirtyFile]] = []  # (due, serial, file): a heap
         self._serials = itertools.count()  # heap tie-breaks and staging file names
         self.inline = InlineBudget()  # memory of the files staged inline
         self._synced_seq = 0  # journal rows written up to here are on disk (the syncer)
+        self._to_cache: list[tuple[str, int, bytes]] = []  # small blocks for _cache_writer
+        self._cache_wake = trio.Event()
         self._nursery: trio.Nursery | None = None
         self.uploads_done = 0
         self.uploads_failed = 0
@@ -310,7 +313,9 @@ class WriteBack:
     def _push(self, d: DirtyFile, due: float) -> None:
         d.due = due
         heapq.heappush(self._queue, (due, next(self._serials), d))
-        self._wake.set()
+        if due < self._next_due:  # sooner than the scheduler sleeps for
+            self._next_due = due
+            self._wake.set()
 
     def move(self, d: DirtyFile, path: str, stored: str, long_info: dict[str, str] | None) -> None:
         """Re-point a pending version to a new name (a rename before upload costs no call)."""
@@ -375,6 +380,7 @@ class WriteBack:
         self._recover()
         await self._cancel_orphans()
         nursery.start_soon(self._scheduler)
+        nursery.start_soon(self._cache_writer)
         if not self.sync_close:
             nursery.start_soon(self._syncer)
 
@@ -403,9 +409,9 @@ class WriteBack:
                 due, _, d = heapq.heappop(self._queue)
                 if due == d.due and self.files.get(d.path) is d:
                     self._consider(d)
-            next_due = self._queue[0][0] if self._queue else math.inf
+            self._next_due = self._queue[0][0] if self._queue else math.inf
             self._wake = trio.Event()
-            with trio.move_on_at(next_due):
+            with trio.move_on_at(self._next_due):
                 await self._wake.wait()
 
     def _consider(self, d: DirtyFile) -> None:
@@ -516,10 +522,29 @@ class WriteBack:
                     cache.link(r.base_file_id, version.file_id, i)
                     continue
                 start, end = self.reader.stored_span(r.size, i)
-                await cache.put_from_async(version.file_id, i, end - start,
-                                           functools.partial(source.read_sync, start, end - start))  # fmt: skip
+                if end - start <= INLINE_MAX:  # a small file: written with others, off the loop
+                    self._to_cache.append(
+                        (version.file_id, i, source.read_sync(start, end - start))
+                    )
+                    self._cache_wake.set()
+                    if not self.reader.codec.encrypted:  # read back at once from memory too
+                        self.reader.remember(version.file_id, i, self._to_cache[-1][2])
+                else:
+                    await cache.put_from_async(version.file_id, i, end - start,
+                                               functools.partial(source.read_sync, start, end - start))  # fmt: skip
         except Exception as e:  # the cache is a convenience: a failure only costs a download
             log.debug("keeping %s in the block cache: %s", d.shown, e)
+
+    async def _cache_writer(self) -> None:
+        """Write the blocks of small uploaded files to the block cache in batches, one worker
+        thread call each (``_keep_in_cache`` queues them)."""
+        while True:
+            await self._cache_wake.wait()
+            self._cache_wake = trio.Event()
+            await trio.sleep(0.05)  # let a batch gather
+            batch, self._to_cache = self._to_cache, []
+            with trio.CancelScope(shield=True):  # an unmount keeps what it uploaded
+                await self.reader.cache.put_many_async(batch)
 
     def _save_quietly(self, d: DirtyFile, durable: bool = False) -> None:
         """Record progress (attempts, errors, parts; that B2 holds it); failing to is logged,
@@ -535,7 +560,6 @@ class WriteBack:
     def _signal(self, d: DirtyFile) -> None:
         d.outcome.set()
         d.outcome = trio.Event()
-        self._wake.set()
 
     async def wait_uploaded(self, d: DirtyFile) -> None:
         """fsync: upload now, return when B2 holds this generation; UploadFailed after a failed try."""
