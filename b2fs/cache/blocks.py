@@ -156,7 +156,6 @@ class BlockCache:
         if key not in self._index:
             self.misses += 1
             return None
-        path = self._path(key)
         try:
             if key in self._small:
                 size = self._index[key]
@@ -169,7 +168,7 @@ class BlockCache:
             else:
                 fd = self._fds.get(key)
                 if fd is None:
-                    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                    fd = os.open(self._path(key), os.O_RDONLY | os.O_CLOEXEC)
                     size = os.fstat(fd).st_size
                     self._fds[key] = fd
                     if len(self._fds) > MAX_FDS:
@@ -187,7 +186,7 @@ class BlockCache:
         if expected_size is not None and size != expected_size:
             log.warning(
                 "cached block %s has %d bytes, expected %d: dropped, downloading it again",
-                path,
+                self._path(key),
                 size,
                 expected_size,
             )
@@ -201,7 +200,7 @@ class BlockCache:
                 if key in self._small:
                     self.small.touch(key)
                 else:
-                    os.utime(path)
+                    os.utime(self._path(key))
             except (OSError, sqlite3.Error):
                 pass
         self.hits += 1
