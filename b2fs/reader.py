@@ -164,9 +164,9 @@ class Reader:
         """The plaintext of one block."""
         return (await self._block(obj, index))[0]
 
-    async def _block(self, obj: ObjectRef, index: int, keep: bool = True) -> tuple[bytes, str]:
-        """The plaintext of one block, and where it came from: memory, disk or download
-        (kept on disk when ``keep``, or when the cache's admission policy says so)."""
+    async def _block(self, obj: ObjectRef, index: int) -> tuple[bytes, str]:
+        """The plaintext of one block, and where it came from: memory, disk or download (a
+        block asked for on its own, not by a stream's read-ahead, is kept on disk)."""
         key = (obj.file_id, index)
         data = self._memory.get(key)
         if data is not None:
@@ -176,7 +176,7 @@ class Reader:
             stored = self._cached(obj, index)
             if stored is not None:
                 return await self._decode(obj, index, stored), "disk"
-            fetch = self._start(obj, index, index + 1, keep)
+            fetch = self._start(obj, index, index + 1, keep=True)
         await fetch.ready[index].wait()
         data = fetch.blocks.get(index)
         if data is None:
