@@ -22,6 +22,8 @@ COMMANDS = {
     "bucket": "bucket",
     "key": "key",
     "encryption": "encryption",
+    "versions": "versions",
+    "restore": "restore",
 }
 
 

@@ -20,6 +20,11 @@ import trio
 from b2fs.cache.blocks import BlockCache
 from b2fs.fs.attrs import AttrMaker
 from b2fs.fs.operations import Operations
+from b2fs.history.listing import VersionListings
+from b2fs.history.past import PastListings
+from b2fs.history.service import HistoryService
+from b2fs.history.times import parse_time
+from b2fs.history.view import VersionsView
 from b2fs.mount.options import MountOptions
 from b2fs.mount.source import Source
 from b2fs.posix.entries import Defaults
@@ -44,6 +49,8 @@ class Mount:
     cache: BlockCache
     listings: Listings
     writeback: Any = None
+    versions: Any = None  # b2fs.history.view.VersionsView (None: -o noversions)
+    history: Any = None  # b2fs.history.service.HistoryService (b2fs versions, b2fs restore)
     extra: dict[str, Any] = field(default_factory=dict)
 
     async def start(self, services: trio.Nursery) -> None:
@@ -66,6 +73,8 @@ class Mount:
         }
         if self.writeback is not None:
             out["writeback"] = self.writeback.status()
+        if self.versions is not None:
+            out["versions_view"] = self.versions.status()
         return out
 
 
@@ -89,15 +98,19 @@ async def assemble(client: Any, bucket: Any, source: Source, cache_dir: str, opt
         concurrency=opts.download_concurrency,
         admit=opts.cache_admit,
     )
-    listings = Listings(
-        client,
-        bucket.bucket_id,
-        root=source.prefix,
-        names=names,
-        content=content,
-        ttl=opts.dir_cache_time,
-        hidden=frozenset({source.prefix + VAULT_NAME}),
-    )
+    listing_args: dict[str, Any] = {
+        "root": source.prefix,
+        "names": names,
+        "content": content,
+        "ttl": opts.dir_cache_time,
+        "hidden": frozenset({source.prefix + VAULT_NAME}),
+    }
+    if opts.version_at is not None:  # a mount of the past (read-only)
+        listings: Listings = PastListings(
+            client, bucket.bucket_id, at_ms=parse_time(opts.version_at), **listing_args
+        )
+    else:
+        listings = Listings(client, bucket.bucket_id, **listing_args)
     namespace = Namespace(listings, names, source.prefix)
     defaults = Defaults(opts.uid, opts.gid, opts.umask, opts.keep_attrs)
     fs = FileSystem(namespace, reader, defaults)
@@ -105,6 +118,13 @@ async def assemble(client: Any, bucket: Any, source: Source, cache_dir: str, opt
     attrs = AttrMaker(defaults, entry_timeout=opts.entry_timeout, attr_timeout=opts.attr_timeout,
                       negative_timeout=opts.negative_timeout)  # fmt: skip
     mount = Mount(Operations(fs, attrs), fs, reader, cache, listings)
+    history = VersionListings(client, bucket.bucket_id, **listing_args)
+    if opts.versions:
+        mount.versions = VersionsView(fs, history, shown=opts.show_versions)
+        mount.operations.versions = mount.versions
+    mount.history = HistoryService(fs=fs, client=client, bucket_id=bucket.bucket_id,
+                                   listings=history, view=mount.versions,
+                                   invalidate=mount.operations.invalidate)  # fmt: skip
     if not opts.read_only:
         account = client.account
         journal = Journal(
@@ -135,17 +155,16 @@ async def assemble(client: Any, bucket: Any, source: Source, cache_dir: str, opt
             sync_close=opts.sync_close,
         )
         namespace.overlay = wb
-        changes = Changes(
-            fs,
-            wb,
-            RemoteNames(
-                client,
-                bucket.bucket_id,
-                hard_delete=opts.hard_delete,
-                can_delete="deleteFiles" in account.capabilities,
-                part_size=max(account.recommended_part_size, 100 << 20),
-            ),
+        remote = RemoteNames(
+            client,
+            bucket.bucket_id,
+            hard_delete=opts.hard_delete,
+            can_delete="deleteFiles" in account.capabilities,
+            part_size=max(account.recommended_part_size, 100 << 20),
         )
+        changes = Changes(fs, wb, remote)
+        mount.history.remote = remote  # restores copy through it
+        mount.history.can_delete = remote.can_delete
         await changes.replay()
         mount.operations.changes = changes
         mount.writeback = wb
