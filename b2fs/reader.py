@@ -32,6 +32,8 @@ from b2fs.posix.errors import FsError, Stale
 
 log = logging.getLogger(__name__)
 
+ADMIT = ("reuse", "all")  # the disk cache's admission policies (``Reader._keep``)
+
 
 @dataclass(frozen=True)
 class ObjectRef:
@@ -52,16 +54,19 @@ class ReadStream:
     last_block: int = -2
     window: int = 0  # read-ahead in bytes
     ahead_until: int = 0  # blocks below this index are already cached or requested
+    keep: bool | None = None  # its blocks go to the disk cache (decided at its first read)
 
 
 class _Fetch:
     """A download in flight for a run of blocks. Each block is handed over as soon as its
     bytes have arrived (a reader of the first block does not wait for the whole run):
-    waiters block on ``ready[index]``, then find the block or the error."""
+    waiters block on ``ready[index]``, then find the block or the error. ``keep``: the
+    blocks go to the disk cache afterwards (the admission policy said so)."""
 
-    __slots__ = ("ready", "error", "blocks", "errors")
+    __slots__ = ("ready", "error", "blocks", "errors", "keep")
 
-    def __init__(self, first: int, stop: int) -> None:
+    def __init__(self, first: int, stop: int, keep: bool) -> None:
+        self.keep = keep
         self.ready = {i: trio.Event() for i in range(first, stop)}
         self.error: BaseException | None = None  # for every block not delivered
         self.blocks: dict[int, bytes] = {}  # decoded, held while waiters need them
@@ -76,7 +81,10 @@ class Reader:
 
     def __init__(self, client: Any, codec: Any, cache: BlockCache, *, block_size: int,
                  memory_cache: int, max_readahead: int, max_request: int,
-                 concurrency: int) -> None:  # fmt: skip
+                 concurrency: int, admit: str = "reuse") -> None:  # fmt: skip
+        if admit not in ADMIT:
+            raise ValueError(f"cache admission is one of {', '.join(ADMIT)}")
+        self.admit = admit
         self.client = client
         self.codec = codec
         self.cache = cache
@@ -93,6 +101,7 @@ class Reader:
         self.downloads = 0
         self.downloaded_bytes = 0
         self.served: Counter[str] = Counter()  # bytes returned by read(), by where they came from
+        self.streamed_blocks = 0  # downloaded and not kept on disk (the admission policy)
 
     def attach(self, nursery: trio.Nursery) -> None:
         """Background downloads (read-ahead) run in this nursery."""
@@ -129,9 +138,9 @@ class Reader:
             block, source = await self._block(obj, index)
             lo = max(offset - index * bs, 0)
             hi = min(end - index * bs, len(block))
-            parts.append(block[lo:hi])
+            parts.append(memoryview(block)[lo:hi])
             self.served[source] += hi - lo
-        return b"".join(parts)
+        return b"".join(parts)  # one copy of a read across blocks (an unaligned one)
 
     def remember(self, file_id: str, index: int, plain: bytes) -> None:
         """A block's plaintext known without reading it (just uploaded): kept in memory."""
@@ -156,7 +165,8 @@ class Reader:
         return (await self._block(obj, index))[0]
 
     async def _block(self, obj: ObjectRef, index: int) -> tuple[bytes, str]:
-        """The plaintext of one block, and where it came from: memory, disk or download."""
+        """The plaintext of one block, and where it came from: memory, disk or download (a
+        block asked for on its own, not by a stream's read-ahead, is kept on disk)."""
         key = (obj.file_id, index)
         data = self._memory.get(key)
         if data is not None:
@@ -166,7 +176,7 @@ class Reader:
             stored = self._cached(obj, index)
             if stored is not None:
                 return await self._decode(obj, index, stored), "disk"
-            fetch = self._start(obj, index, index + 1)
+            fetch = self._start(obj, index, index + 1, keep=True)
         await fetch.ready[index].wait()
         data = fetch.blocks.get(index)
         if data is None:
@@ -180,15 +190,40 @@ class Reader:
         s, e = self._block_span(obj, index)
         return self.cache.get(obj.file_id, index, expected_size=e - s)
 
-    def _start(self, obj: ObjectRef, first: int, stop: int) -> _Fetch:
-        """Start one download for blocks [first, stop) and register it for each block."""
-        fetch = _Fetch(first, stop)
+    def _start(self, obj: ObjectRef, first: int, stop: int, keep: bool) -> _Fetch:
+        """Start one download for blocks [first, stop) and register it for each block;
+        ``keep``: there is evidence that they will be read again (see ``_keep``)."""
+        fetch = _Fetch(first, stop, self._keep(obj, keep))
         if self._nursery is None:
             raise RuntimeError("Reader.attach() was not called")
         self._nursery.start_soon(self._run_fetch, obj, first, stop, fetch)
         for i in range(first, stop):
             self._inflight[(obj.file_id, i)] = fetch
         return fetch
+
+    def _keep(self, obj: ObjectRef, keep: bool) -> bool:
+        """Cache admission: are the blocks of a new download worth writing to disk?"""
+        return self.cache.enabled and (keep or self.admit == "all")
+
+    def _stream_keeps(self, stream: ReadStream) -> bool:
+        """Does this handle's stream keep what it downloads on disk?
+
+        ``all``: always. ``reuse``: on evidence that the blocks will be read again: a small
+        file (one request's worth), or a version read before, by another handle of this
+        mount or in an earlier mount (``BlockCache.seen``). Otherwise the stream is a first
+        pass; it streams without disk writes (which cost the read path about as much CPU as
+        everything else) and leaves a mark, so that the next pass keeps the blocks. Random
+        reads are kept whatever the stream (``_plan_readahead``)."""
+        if stream.keep is None:
+            obj = stream.obj
+            stream.keep = (
+                self.admit == "all"
+                or obj.plain_size <= self.request_blocks * self.block_size
+                or self.cache.seen(obj.file_id)
+            )
+            if not stream.keep:
+                self.cache.note_seen(obj.file_id)
+        return stream.keep
 
     async def _run_fetch(self, obj: ObjectRef, first: int, stop: int, fetch: _Fetch) -> None:
         verified: list[tuple[int, bytearray]] = []
@@ -205,22 +240,20 @@ class Reader:
                 self.client.download_stream(file_id=obj.file_id, range=(start, end - 1)) as stream,
             ):
                 self.downloads += 1
-                index, filled = first, 0
-                buf = bytearray(spans[0][1] - spans[0][0])
-                async for chunk in stream:
-                    received += len(chunk)
-                    view = memoryview(chunk)
-                    while view and index < stop:
-                        n = min(len(view), len(buf) - filled)
-                        buf[filled : filled + n] = view[:n]
-                        view, filled = view[n:], filled + n
-                        if filled < len(buf):
+                for index in range(first, stop):
+                    s, e = spans[index - first]
+                    buf = bytearray(e - s)  # the block's bytes are received straight into it
+                    view = memoryview(buf)
+                    filled = 0
+                    while filled < len(buf):
+                        n = await stream.readinto(view[filled:])
+                        if not n:
                             break
-                        await self._finish_block(obj, index, buf, fetch, verified, decryptor)
-                        index, filled = index + 1, 0
-                        if index < stop:
-                            s, e = spans[index - first]
-                            buf = bytearray(e - s)
+                        filled += n
+                    received += filled
+                    if filled < len(buf):
+                        break
+                    await self._finish_block(obj, index, buf, fetch, verified, decryptor)
                 self.downloaded_bytes += received
             if received != end - start:
                 raise FsError(
@@ -239,9 +272,11 @@ class Reader:
         # Readers have their blocks; now keep them on disk (only what decoded: a block that
         # failed to verify is never cached). Shielded: an unmount right after a read waits for
         # these few local writes rather than throwing away blocks it has paid to download.
+        if not fetch.keep:
+            self.streamed_blocks += len(verified)
+            return
         with trio.CancelScope(shield=True):
-            for i, stored in verified:
-                await self.cache.put_async(obj.file_id, i, stored)
+            await self.cache.put_many_async([(obj.file_id, i, data) for i, data in verified])
 
     async def _finish_block(self, obj: ObjectRef, index: int, stored: bytearray,
                             fetch: _Fetch, verified: list[tuple[int, bytearray]],
@@ -303,11 +338,14 @@ class Reader:
         bs = self.block_size
         sequential = stream.last_block - 1 <= first <= stream.last_block + 1
         new_block = last != stream.last_block
+        # a seek is evidence of random access (kept on disk); a first read at the start of a
+        # file may begin a sequential pass (the admission policy decides)
+        keep = self._stream_keeps(stream) or not (first == 0 and stream.last_block == -2)
         stream.last_block = last
         if not sequential:
             stream.window = 0
             stream.ahead_until = 0
-            self._ensure(obj, first, last + 1, demand=True)
+            self._ensure(obj, first, last + 1, keep=keep)
             return
         if not new_block and stream.ahead_until > last:
             return
@@ -317,10 +355,10 @@ class Reader:
             return  # enough on its way: top up later, by whole requests, not a block at a time
         stop = min(last + 1 + stream.window // bs, (obj.plain_size + bs - 1) // bs)
         begin = max(first, stream.ahead_until)
-        self._ensure(obj, begin, stop, demand=False)
+        self._ensure(obj, begin, stop, keep=stream.keep or False)
         stream.ahead_until = max(stream.ahead_until, stop)
 
-    def _ensure(self, obj: ObjectRef, first: int, stop: int, demand: bool) -> None:
+    def _ensure(self, obj: ObjectRef, first: int, stop: int, keep: bool) -> None:
         """Start downloads for the blocks in [first, stop) that are nowhere yet, in runs."""
         i = first
         while i < stop:
@@ -330,7 +368,7 @@ class Reader:
             j = i + 1
             while j < stop and j - i < self.request_blocks and not self._have(obj, j):
                 j += 1
-            self._start(obj, i, j)
+            self._start(obj, i, j, keep)
             i = j
 
     def _have(self, obj: ObjectRef, index: int) -> bool:
@@ -340,7 +378,8 @@ class Reader:
     def stats(self) -> dict[str, Any]:
         return {"downloads": self.downloads, "downloaded_bytes": self.downloaded_bytes,
                 "inflight_blocks": len(self._inflight), "memory_bytes": self._memory.currsize,
-                "served": {s: self.served[s] for s in ("memory", "disk", "download")}}  # fmt: skip
+                "served": {s: self.served[s] for s in ("memory", "disk", "download")},
+                "streamed_blocks": self.streamed_blocks}  # fmt: skip
 
 
 def _as_fs_error(error: BaseException, obj: ObjectRef) -> FsError:

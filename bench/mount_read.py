@@ -11,13 +11,15 @@ small files).  Baselines, measured in the same run: the server's parallel ranged
 Then, on b2fs (``-o`` options, default: the mount's defaults) and on rclone (flags below):
 
 - sequential read (1 MiB ``readinto``): cold (fresh mount, empty cache), warm from the page
-  cache (open again in the same mount), warm from the disk cache (after a remount);
+  cache (open again in the same mount), warm from the disk cache (after a remount), and a
+  third pass after another remount (b2fs's default ``cache_admit=reuse`` streams a large
+  file's first pass without keeping it, so its second pass downloads and keeps it);
 - 4 KiB ``pread`` at distinct random aligned offsets, one at a time: cold (fresh cache), from
   the page cache (after the sequential reads) and from the disk cache (after a remount);
 - ``ls -lR`` and ``find`` of the tree on a fresh mount (cold) and again (warm);
-- API calls by class from the server's counters, the mount process's peak RSS (VmHWM), and
-  for b2fs the blocks it read back from its disk cache (``b2fs status``, through the
-  mount's control socket).
+- API calls by class from the server's counters, the mount process's CPU per MiB read (user
+  + system of all its threads, from /proc), its peak RSS (VmHWM), and for b2fs the blocks
+  it read back from its disk cache (``b2fs status``, through the mount's control socket).
 
 A local copy of the file read from the page cache says what "page-cache speed" is here.
 "other load" is the number of cores other work on the machine kept busy meanwhile (it is
@@ -71,6 +73,7 @@ RCLONE_FLAGS = ["--vfs-cache-mode", "full", "--vfs-cache-max-size", "2G",
 # cache, kernel read-ahead 1M); a bigger read-ahead comes with a bigger memory cache.
 SWEEP: list[dict[str, str]] = [
     {},
+    {"cache_admit": "all"},
     {"download_concurrency": "4"},
     {"download_concurrency": "16"},
     {"max_readahead": "16M"},
@@ -214,6 +217,7 @@ class Runner:
         self.tree_rows: list[list[str]] = []
         self.rss: dict[str, float] = {}
         self.kernel_readahead = ""
+        self.cpu: dict[str, float] = {}  # CPU ms per MiB of the mount, by workload
 
     def mount(self, who: str, cache: Path, options: dict[str, str] | None = None) -> Mount:
         if who == "rclone":
@@ -221,17 +225,21 @@ class Runner:
         return self.s.b2fs(self.bucket, options or {}, cache_dir=cache)
 
     def measure(self, label: str, fn: Callable[[], float], unit: str, rows: list[list[str]],
-                mount: Mount) -> float:  # fmt: skip
+                mount: Mount, mib: float = 0.0) -> float:  # fmt: skip
+        """One workload's row; ``mib``: the MiB it reads, for the mount's CPU ms per MiB."""
         wait_for_quiet(self.s.pids, self.args.quiet, self.args.quiet_timeout)
         hits = disk_hits(mount)
         with profiled(self.args.profile, mount, label), OtherLoad(self.s.pids) as load:
-            before = self.s.counters()
+            before, cpu = self.s.counters(), mount.cpu()
             value = fn()
+            cpu = mount.cpu() - cpu
             d = delta(before, self.s.counters())
         hits_text = "" if hits is None else f"{(disk_hits(mount) or 0) - hits:,}"
         fmt = f"{value:,.0f}" if unit != "s" else f"{value:.2f}"
+        cpu_text = f"{cpu * 1000 / mib:.2f}" if mib else ""
         rows.append([label, f"{fmt} {unit}", calls_text(d), f"{d['bytes_out'] / MiB:,.0f}", hits_text,
-                     f"{mount.rss():.0f}", f"{load.cores:.2f}"])  # fmt: skip
+                     cpu_text, f"{mount.rss():.0f}", f"{load.cores:.2f}"])  # fmt: skip
+        self.cpu[label] = cpu * 1000 / mib if mib else 0.0
         return value
 
     def done(self, who: str, m: Mount) -> None:
@@ -248,17 +256,26 @@ class Runner:
             self.kernel_readahead = m.kernel_readahead()
         f = m.path / "big.bin"
         out["cold"] = self.measure(f"{who}: sequential, cold", lambda: sequential(f, size), "MB/s",
-                                   rows, m)  # fmt: skip
+                                   rows, m, size / MiB)  # fmt: skip
         r.check(f)
         out["page"] = self.measure(f"{who}: sequential, warm (page cache)",
-                                   lambda: sequential(f, size), "MB/s", rows, m)  # fmt: skip
+                                   lambda: sequential(f, size), "MB/s", rows, m,
+                                   size / MiB)  # fmt: skip
         self.measure(f"{who}: 4 KiB random, warm (page cache, {len(warm)} reads)",
                      lambda: random_reads(f, warm), "IOPS", rows, m)  # fmt: skip
         self.done(who, m)
         m = self.mount(who, cache, options)
         f = m.path / "big.bin"
         out["disk"] = self.measure(f"{who}: sequential, warm (disk cache, remounted)",
-                                   lambda: sequential(f, size), "MB/s", rows, m)  # fmt: skip
+                                   lambda: sequential(f, size), "MB/s", rows, m,
+                                   size / MiB)  # fmt: skip
+        self.done(who, m)
+        # b2fs's default admission keeps a large file on its second pass: the third reads it
+        m = self.mount(who, cache, options)
+        f = m.path / "big.bin"
+        out["disk3"] = self.measure(f"{who}: sequential, third pass (remounted again)",
+                                    lambda: sequential(f, size), "MB/s", rows, m,
+                                    size / MiB)  # fmt: skip
         self.done(who, m)
         m = self.mount(who, cache, options)
         f = m.path / "big.bin"
@@ -291,11 +308,13 @@ class Runner:
         m = self.mount("b2fs", cache, options)
         wait_for_quiet(self.s.pids, self.args.quiet, self.args.quiet_timeout)
         with OtherLoad(self.s.pids) as load:
-            before = self.s.counters()
+            before, cpu = self.s.counters(), m.cpu()
             rate = sequential(m.path / "big.bin", self.reading.size)
+            cpu = (m.cpu() - cpu) * 1000 / (self.reading.size / MiB)
             d = delta(before, self.s.counters())
         self.done("b2fs", m)
         rmtree(cache)  # a GiB per run: the temp dir would otherwise hold them all
+        d["cpu_ms_per_mib"] = cpu
         return rate, d, m.peak_rss, load.cores
 
 
@@ -347,7 +366,7 @@ def main() -> None:
         for label, fn in (
             (f"server, {args.streams} parallel ranges (http.client threads)",
              lambda: server_parallel_rate(s, version.file_id, size, args.streams)),
-            ("b2 client, 8 x 8 MiB ranges in flight (httpx, trio)",
+            ("b2 client, 8 x 8 MiB ranges in flight (download_range, trio)",
              lambda: client_parallel_rate(s, version.file_id, size, 8 * MiB, 8)),
             ("local copy of the file, page cache (what 'page-cache speed' means here)",
              lambda: sequential(source, size)),
@@ -382,9 +401,11 @@ def main() -> None:
             for opts, got in zip(configs, runs, strict=True):
                 rates = [g[0] for g in got]
                 med = statistics.median(rates)
+                cpu = statistics.median(g[1]["cpu_ms_per_mib"] for g in got)
                 sweep_rows.append([opts_text(opts), f"{med:,.0f}", f"{max(rates):,.0f}",
                                    f"{med / client_rate:.2f}", f"{med / server_rate:.2f}",
-                                   calls_text(got[-1][1], 1), f"{max(g[2] for g in got):.0f}",
+                                   f"{cpu:.2f}", calls_text(got[-1][1], 1),
+                                   f"{max(g[2] for g in got):.0f}",
                                    f"{statistics.mean(g[3] for g in got):.2f}"])  # fmt: skip
         load_end = load_average()
 
@@ -401,7 +422,7 @@ def main() -> None:
               f"(median {statistics.median(colds):,.0f}); best = {best / server_rate:.2f} x server, "
               f"{best / client_rate:.2f} x b2 client  (goal >= 0.8)")  # fmt: skip
     head = ["workload", "rate", "API calls by class = cost (busiest calls)", "MiB downloaded",
-            "disk-cache hits", "RSS MiB", "other load"]  # fmt: skip
+            "disk-cache hits", "CPU ms/MiB", "RSS MiB", "other load"]  # fmt: skip
     if r.rows:
         print_table("File reads", head, r.rows)
     if r.tree_rows:
@@ -410,7 +431,8 @@ def main() -> None:
         )
     if sweep_rows:
         print_table(f"b2fs option sweep: cold sequential read, {args.repeat} rounds",
-                    ["-o options", "median MB/s", "best", "x client", "x server", "API calls = cost",
+                    ["-o options", "median MB/s", "best", "x client", "x server", "CPU ms/MiB",
+                     "API calls = cost",
                      "RSS MiB", "other load"], sweep_rows)  # fmt: skip
     print("\nPeak RSS of the mount process (MiB): "
           + ", ".join(f"{k} {v:.0f}" for k, v in r.rss.items()))  # fmt: skip

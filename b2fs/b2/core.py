@@ -25,17 +25,20 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from contextlib import nullcontext
 from typing import Any, Self, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import anyio
 import httpx
 
 from b2fs import __version__
+from b2fs.b2.download_conn import DownloadConnectionError, DownloadPool, DownloadResponse
 from b2fs.b2.errors import (
     B2Error,
     CertificateError,
+    InternalError,
     InvalidAuthToken,
     NetworkError,
+    TransientError,
     Unauthorized,
     error_from_response,
 )
@@ -121,6 +124,7 @@ class Core:
         self._upload_urls: dict[str, list[UploadUrl]] = defaultdict(list)
         self._upload_conns: dict[str, UploadConnection] = {}  # upload URL -> its connection
         self._closing: list[UploadConnection] = []  # of forgotten URLs, closed by aclose
+        self._download_pool: DownloadPool | None = None  # kept connections of downloads
         self._lean: bool | None = None
         self._rng = random.Random()
 
@@ -150,6 +154,9 @@ class Core:
         self._closing.clear()
         for conn in conns:
             await conn.aclose()
+        if self._download_pool is not None:
+            pool, self._download_pool = self._download_pool, None
+            await pool.aclose()
         if self._http is not None:
             http, self._http = self._http, None
             await http.aclose()
@@ -310,7 +317,7 @@ class Core:
                 e.attempts = failures
                 if failures >= limit:
                     raise
-                delay = policy.delay(failures, e.retry_after, self._rng)
+                delay = self._backoff(e, failures)
                 if anyio.current_time() - start + delay > policy.max_total:
                     raise
                 self.stats.retries += 1
@@ -318,6 +325,22 @@ class Core:
                     ClientEvent("retry", call, failures, delay, f"{type(e).__name__} {e.code}")
                 )
                 await anyio.sleep(delay)
+
+    def _backoff(self, error: BaseException, failures: int) -> float:
+        """Seconds to wait before retry number ``failures``. A dropped connection or a 500
+        is tried again at once, on a fresh connection (B2's guidance: the next attempt
+        usually lands on a healthy host), then with backoff; a 503, 429 or 408 backs off
+        from the first (and a ``Retry-After`` is honoured)."""
+        policy = self.retry
+        at_once = isinstance(
+            error, InternalError | NetworkError | httpx.TransportError | DownloadConnectionError
+        )
+        if at_once and policy.first_retry_at_once:
+            if failures == 1:
+                return 0.0
+            failures -= 1
+        retry_after = error.retry_after if isinstance(error, B2Error) else None
+        return policy.delay(failures, retry_after, self._rng)
 
     def _recovered(self, call: str, attempt: int = 0) -> None:
         self.stats.recoveries += 1
@@ -340,13 +363,20 @@ class Core:
         basic = base64.b64encode(f"{self._key_id}:{self._key}".encode()).decode()
 
         async def attempt() -> httpx.Response:
-            return await self._request(
-                call,
-                "GET",
-                url,
-                headers={"Authorization": f"Basic {basic}"},
-                timeout=self.timeouts.call,
-            )
+            try:
+                return await self._request(
+                    call,
+                    "GET",
+                    url,
+                    headers={"Authorization": f"Basic {basic}"},
+                    timeout=self.timeouts.call,
+                )
+            except InvalidAuthToken as e:
+                # Basic credentials carry no token that could expire: an answer about a token
+                # is the service's hiccup, retried like a 503, not a refusal of the key
+                raise TransientError(
+                    e.message, status=e.status, code=e.code, call=call, retry_after=e.retry_after
+                ) from None
 
         try:
             resp = await self._retry(call, attempt)
@@ -492,13 +522,8 @@ class Core:
         conn = self._upload_conns.get(url.url)
         if conn is None:
             t = self.timeouts
-            verify = self._http_args["verify"]
-            ctx = verify if isinstance(verify, ssl.SSLContext) else None
-            if verify is False:
-                ctx = ssl.create_default_context()
-                ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
             conn = self._upload_conns[url.url] = UploadConnection(
-                url.url, ssl_context=ctx, user_agent=self._http_args["user_agent"],
+                url.url, ssl_context=self._lean_ssl_context(), user_agent=self._http_args["user_agent"],
                 connect_timeout=t.connect, read_timeout=t.read, write_timeout=t.write,
             )  # fmt: skip
         self.stats.calls[call] += 1
@@ -526,6 +551,64 @@ class Core:
         self.stats.outcomes[(call, err.code)] += 1
         if isinstance(err, InvalidAuthToken):
             err.renewable = True
+        raise err
+
+    def _lean_downloads(self) -> DownloadPool | None:
+        """The pool of kept download connections (``download_conn``), when downloads may
+        bypass httpx (the same conditions as uploads)."""
+        if not self._lean_uploads():
+            return None
+        if self._download_pool is None:
+            t = self.timeouts
+            self._download_pool = DownloadPool(
+                ssl_context=self._lean_ssl_context(), user_agent=self._http_args["user_agent"],
+                connect_timeout=t.connect, read_timeout=t.read, write_timeout=t.write,
+                max_idle=self._http_args["max_connections"],
+            )  # fmt: skip
+        return self._download_pool
+
+    def _lean_ssl_context(self) -> ssl.SSLContext | None:
+        verify = self._http_args["verify"]
+        ctx = verify if isinstance(verify, ssl.SSLContext) else None
+        if verify is False:
+            ctx = ssl.create_default_context()
+            ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        return ctx
+
+    async def _get_lean(self, pool: DownloadPool, call: str, url: str, *,
+                        headers: dict[str, str], params: dict[str, str] | None,
+                        auth_generation: int | None) -> DownloadResponse:  # fmt: skip
+        """``_request`` of a download GET on a kept connection: a 2xx response whose body
+        is still to be read, or a typed error."""
+        self.stats.calls[call] += 1
+        if params:
+            url = f"{url}?{urlencode(params)}"
+        try:
+            resp = await pool.get(url, headers)
+            raw = b""
+            if resp.status >= 300:
+                try:
+                    raw = await resp.read_all()
+                finally:
+                    await resp.aclose()
+        except DownloadConnectionError as e:
+            self.stats.outcomes[(call, "network")] += 1
+            if _caused_by(e, ssl.SSLCertVerificationError):
+                raise CertificateError(str(e), call=call, sent=False) from e
+            raise NetworkError(str(e), call=call, sent=e.sent) from e
+        log.debug("%s GET -> %d", call, resp.status)
+        if resp.status < 300:
+            self.stats.outcomes[(call, "ok")] += 1
+            return resp
+        try:
+            body = json_module.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        err = error_from_response(call, resp.status, body, resp.headers.get("retry-after"))
+        self.stats.outcomes[(call, err.code)] += 1
+        if isinstance(err, InvalidAuthToken):
+            err.auth_generation = auth_generation
+            err.renewable = auth_generation is not None
         raise err
 
     def _forget_upload_urls(self, target: str) -> None:

@@ -14,7 +14,7 @@ import contextlib
 import glob
 import hashlib
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import anyio
 import httpx
 
 from b2fs.b2.calls import Calls
+from b2fs.b2.download_conn import DownloadConnectionError, DownloadResponse
 from b2fs.b2.errors import (
     B2Error,
     NetworkError,
@@ -34,6 +35,7 @@ from b2fs.b2.models import DownloadAuthorization, DownloadedFile
 from b2fs.b2.sse import ServerSideEncryption
 from b2fs.b2.wire import downloaded_file, encode, parse_content_range
 
+CHUNK = 256 * 1024  # the most bytes of one chunk of ``async for chunk in stream``
 Progress = Callable[[int, int | None], None]
 Authorization = DownloadAuthorization | str | None
 
@@ -49,12 +51,56 @@ def _tag(file_id: str, range: tuple[int, int | None] | None) -> str:  # noqa: A0
     return hashlib.sha1(f"{file_id}:{range}".encode()).hexdigest()[:12]
 
 
-class DownloadStream:
-    """One download: ``file`` (what B2 says about it) and ``async for chunk in stream``.
+class _HttpxBody:
+    """An httpx response as a body: the same ``readinto``/``receive`` as a kept connection's
+    ``DownloadResponse`` (used through proxies and over HTTP/2)."""
 
-    Chunks are exactly the bytes of the range asked for. A broken connection is
+    def __init__(self, resp: httpx.Response) -> None:
+        self.resp = resp
+        self.status = resp.status_code
+        self.headers = resp.headers
+        self._chunks = resp.aiter_raw()
+        self._pending = memoryview(b"")
+
+    async def _fill(self) -> bool:
+        if not self._pending:
+            try:
+                self._pending = memoryview(await self._chunks.__anext__())
+            except StopAsyncIteration:
+                return False
+        return True
+
+    async def readinto(self, view: memoryview) -> int:
+        if not len(view) or not await self._fill():
+            return 0
+        n = min(len(view), len(self._pending))
+        view[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+    async def receive(self, limit: int) -> bytes | memoryview:
+        if not await self._fill():
+            return b""
+        data, self._pending = self._pending[:limit], self._pending[limit:]
+        return data
+
+    async def aclose(self) -> None:
+        await self.resp.aclose()
+
+
+Body = _HttpxBody | DownloadResponse
+TRANSPORT_ERRORS = (httpx.TransportError, NetworkError, DownloadConnectionError)
+
+
+class DownloadStream:
+    """One download: ``file`` (what B2 says about it), then its bytes, either as chunks
+    (``async for chunk in stream``) or into the caller's buffers (``await
+    stream.readinto(buffer)``: no copy between the socket and the buffer on a kept
+    connection).
+
+    The bytes are exactly those of the range asked for. A broken connection is
     resumed from the next byte (the same file version, by id). After the last
-    chunk of a whole-file download the SHA-1 is checked: ``Sha1Mismatch`` if it
+    byte of a whole-file download the SHA-1 is checked: ``Sha1Mismatch`` if it
     differs; ``sha1_verified`` tells whether a check was possible.
     """
 
@@ -83,10 +129,12 @@ class DownloadStream:
         self._token = _token(authorization)
         self._key = key  # an SSE-C key: sent with every (re)open
         self._progress = progress
-        self._resp: httpx.Response | None = None
+        self._body: Body | None = None
         self._skip = 0  # bytes to drop at the head of a 200 that ignored our Range
         self._received = offset  # bytes of the range already held by the caller
         self._hasher: Any = hasher  # has hashed those bytes (whole-file downloads)
+        self._failures = 0  # transfer failures since the last byte received
+        self._finished = False
         self.file: DownloadedFile | None = None
         self.sha1_verified = False
 
@@ -103,9 +151,9 @@ class DownloadStream:
     async def _open(self) -> None:
         """(Re)open the response at the next byte to receive, with retries."""
         await self.aclose()
-        self._resp = await self._client._retry(self._call, self._open_once, transfer=True)
+        self._body = await self._client._retry(self._call, self._open_once, transfer=True)
 
-    async def _open_once(self) -> httpx.Response:
+    async def _open_once(self) -> Body:
         client = self._client
         account = await client._authorized()
         generation = client._auth_generation
@@ -122,25 +170,25 @@ class DownloadStream:
             headers |= self._key.read_headers()
         if first > 0 or self._end is not None:
             headers["Range"] = f"bytes={first}-{'' if self._end is None else self._end}"
-        resp = await client._request(
-            self._call,
-            "GET",
-            url,
-            headers=headers,
-            params=params,
-            stream=True,
-            auth_generation=None if self._token else generation,
-        )
+        auth_generation = None if self._token else generation
+        pool = client._lean_downloads()
+        body: Body
+        if pool is not None:
+            body = await client._get_lean(pool, self._call, url, headers=headers, params=params,
+                                          auth_generation=auth_generation)  # fmt: skip
+        else:
+            resp = await client._request(self._call, "GET", url, headers=headers, params=params,
+                                         stream=True, auth_generation=auth_generation)  # fmt: skip
+            body = _HttpxBody(resp)
         try:
-            self._check(resp, first, "Range" in headers)
+            self._check(body.status, body.headers, first, "Range" in headers)
         except BaseException:
-            await resp.aclose()
+            await body.aclose()
             raise
-        return resp
+        return body
 
-    def _check(self, resp: httpx.Response, first: int, ranged: bool) -> None:
-        h = resp.headers
-        if resp.status_code == 206:
+    def _check(self, status: int, h: Mapping[str, str], first: int, ranged: bool) -> None:
+        if status == 206:
             start, end, total = parse_content_range(h.get("content-range"))
             wanted = (
                 None
@@ -154,13 +202,13 @@ class DownloadStream:
                     f"asked for bytes {first}-{self._end}, got {h.get('content-range')}"
                 )
             self._skip = 0
-        elif resp.status_code == 200:
+        elif status == 200:
             total = int(h.get("content-length", "-1"))
             if total < 0:
                 raise UnexpectedResponse("no Content-Length")
             self._skip = first  # a server or proxy that ignores Range: trim it ourselves
         else:
-            raise UnexpectedResponse(f"status {resp.status_code}")
+            raise UnexpectedResponse(f"status {status}")
         assert total is not None
         if self.file is None:
             end = total - 1 if self._end is None else min(self._end, total - 1)
@@ -176,64 +224,90 @@ class DownloadStream:
             raise UnexpectedResponse("the file changed while resuming the download")
 
     async def aclose(self) -> None:
-        if self._resp is not None:
-            resp, self._resp = self._resp, None
-            await resp.aclose()
+        if self._body is not None:
+            body, self._body = self._body, None
+            await body.aclose()
+
+    async def readinto(self, buffer: Any) -> int:
+        """Receive the next bytes of the range into ``buffer`` (a writable buffer): as many as
+        have come, at least one; 0 at the end. Broken connections are resumed meanwhile."""
+        assert self.file is not None, "use `async with client.download_stream(...)`"
+        view = memoryview(buffer).cast("B")[: self.length - self._received]
+        if not len(view):
+            if self._received >= self.length:
+                await self._complete()
+            return 0
+        n = await self._next(lambda body: body.readinto(view))
+        await self._account(view[:n])
+        return n  # type: ignore[return-value]
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         assert self.file is not None, "use `async with client.download_stream(...)`"
+        while self._received < self.length:
+            limit = min(self.length - self._received, CHUNK)
+            chunk = await self._next(lambda body, n=limit: body.receive(n))
+            await self._account(chunk)  # type: ignore[arg-type]
+            yield chunk  # type: ignore[misc]
+        await self._complete()
+
+    async def _next(self, take: Callable[[Body], Awaitable[int | bytes | memoryview]],
+                    ) -> int | bytes | memoryview:  # fmt: skip
+        """``take`` from the open body (opening or resuming it first), with the transfer's
+        retries: a broken connection resumes from the next byte."""
         client = self._client
-        throttle = client._down_throttle
-        total = self.length
-        failures = 0
-        while self._received < total:
+        while True:
             try:
-                if self._resp is None:
+                if self._body is None:
                     await self._open()
-                resp = self._resp
-                assert resp is not None
-                # a 200 (Range ignored) sends the whole file: stop at the end of the range
-                trimmed = resp.status_code == 200 and self.file.range_end < self.file.size - 1
-                async for chunk in resp.aiter_raw():
-                    if self._skip:
-                        drop = min(self._skip, len(chunk))
-                        chunk, self._skip = chunk[drop:], self._skip - drop
-                    left = total - self._received
-                    if len(chunk) >= left:
-                        chunk = chunk[:left]
-                    if not chunk:
-                        if left <= 0:
-                            break
-                        continue
-                    n = len(chunk)
-                    if throttle is not None:
-                        await throttle.take(n)
-                    if self._hasher is not None:
-                        self._hasher.update(chunk)
-                    self._received += n
-                    client.stats.bytes_downloaded += n
-                    failures = 0
-                    if self._progress is not None:
-                        self._progress(self._received, total)
-                    yield chunk
-                    if n == left and trimmed:
-                        break
-                if self._received < total:
+                body = self._body
+                assert body is not None
+                while self._skip:  # a 200 (Range ignored) sends the whole file from its start
+                    dropped = await body.receive(min(self._skip, CHUNK))
+                    if not dropped:
+                        raise NetworkError("connection closed early", call=self._call)
+                    self._skip -= len(dropped)
+                got = await take(body)
+                if not (got if isinstance(got, int) else len(got)):
                     raise NetworkError("connection closed early", call=self._call)
-            except (httpx.TransportError, NetworkError) as e:
+                return got
+            except TRANSPORT_ERRORS as e:
                 await self.aclose()
-                failures += 1
+                self._failures += 1
                 policy = client.retry
-                if failures >= policy.max_transfer_attempts:
+                if self._failures >= policy.max_transfer_attempts:
                     raise (
                         e if isinstance(e, B2Error) else NetworkError(str(e), call=self._call)
                     ) from e
-                delay = policy.delay(failures, None, client._rng)
+                delay = client._backoff(e, self._failures)
                 client.stats.retries += 1
-                client._emit(ClientEvent("retry", self._call, failures, delay, type(e).__name__))
+                client._emit(
+                    ClientEvent("retry", self._call, self._failures, delay, type(e).__name__)
+                )
                 await anyio.sleep(delay)
-        await self.aclose()
-        self._verify()
+
+    async def _account(self, data: bytes | memoryview) -> None:
+        """Bytes received: count, hash, report; at the end of the range, close and verify."""
+        n = len(data)
+        throttle = self._client._down_throttle
+        if throttle.rate is not None:
+            await throttle.take(n)
+        if self._hasher is not None:
+            self._hasher.update(data)
+        self._received += n
+        self._client.stats.bytes_downloaded += n
+        self._failures = 0
+        if self._progress is not None:
+            self._progress(self._received, self.length)
+        if self._received >= self.length:
+            await self._complete()
+
+    async def _complete(self) -> None:
+        """The whole range is here: close the body (a kept connection whose body is complete
+        is back in its pool already) and check the SHA-1 of a whole file."""
+        if not self._finished:
+            self._finished = True
+            await self.aclose()
+            self._verify()
 
     def _verify(self) -> None:
         assert self.file is not None

@@ -41,6 +41,9 @@ class RetryPolicy:
     max_delay: float = 30.0
     max_total: float = 600.0
     max_reauthorizations: int = 3  # per call: re-authorize after expired/bad token
+    # a dropped connection or a 500 is retried at once (on a fresh connection), then the
+    # schedule above; a 503, 429 or 408 backs off from its first failure
+    first_retry_at_once: bool = True
 
     def delay(self, retry_number: int, retry_after: float | None, rng: random.Random) -> float:
         d = min(self.max_delay, self.initial_delay * self.multiplier ** max(0, retry_number - 1))

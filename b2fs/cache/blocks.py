@@ -7,17 +7,23 @@ the mount is encrypted); the reader decodes them.  Layout::
 
     CACHE_DIR/blocks-<block size>/<2 hex>/<sha1(fileId) hex>.<block index>
     CACHE_DIR/blocks-<block size>/small.sqlite    blocks up to 64 KiB (b2fs.cache.small)
+    CACHE_DIR/blocks-<block size>/<2 hex>/<sha1(fileId) hex>.seen
 
 The index is rebuilt at start from one scan of the directory and the small
 blocks' table (sizes, and mtimes as the recency order; a block's mtime is
-bumped on its first hit in a session).  Writes go to a temporary name and are renamed into place, so a
-crash never leaves a short block behind.  A cache directory that is full or
+bumped on its first hit in a session).  A ``.seen`` file (empty) marks a
+version whose blocks were read once and not kept (the reader's admission
+policy): the next read of it, in this mount or a later one, keeps them; the
+newest ``MAX_SEEN`` marks are kept.  Writes go to a temporary name and are
+renamed into place, so a crash never leaves a short block behind; the
+descriptors of recently read blocks stay open (a random read is one pread).  A cache directory that is full or
 unwritable does not fail reads: the block is simply not kept, with a warning.
 """
 
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import logging
 import os
@@ -34,6 +40,8 @@ from b2fs.cache.small import SMALL_MAX, SmallBlocks
 log = logging.getLogger(__name__)
 
 Key = tuple[str, int]
+MAX_SEEN = 10_000  # versions remembered as read once (see ``note_seen``)
+MAX_FDS = 64  # descriptors of recently read blocks kept open
 
 
 class BlockCache:
@@ -49,6 +57,8 @@ class BlockCache:
         self._writing: set[Key] = set()  # being written (their bytes count in ``used``)
         self._small: set[Key] = set()  # blocks kept in small.sqlite, not as files
         self.small: SmallBlocks | None = None
+        self._seen: OrderedDict[str, None] = OrderedDict()  # digests of versions read once
+        self._fds: OrderedDict[Key, int] = OrderedDict()  # open blocks, least recent first
         self.used = 0
         self.enabled = budget > 0
         self._last_warning = 0.0
@@ -73,6 +83,7 @@ class BlockCache:
                 self._disable(f"cannot use {self.dir}: {e.strerror}")
                 return
         found: list[tuple[float, Key, int, str]] = []
+        seen: list[tuple[float, str]] = []
         for sub in os.scandir(self.dir):
             if not sub.is_dir(follow_symlinks=False):
                 continue
@@ -82,6 +93,12 @@ class BlockCache:
                     _unlink(entry.path)  # left by a crash mid-write
                     continue
                 digest, _, index = name.partition(".")
+                if index == "seen":
+                    try:
+                        seen.append((entry.stat(follow_symlinks=False).st_mtime, digest))
+                    except OSError:
+                        pass
+                    continue
                 try:
                     st = entry.stat(follow_symlinks=False)
                     key = (digest, int(index))
@@ -101,6 +118,9 @@ class BlockCache:
             self._index[key] = size
             self.used += size
         self._evict(0)
+        for _, digest in sorted(seen):
+            self._seen[digest] = None
+        self._trim_seen()
         log.debug("block cache %s: %d blocks, %d bytes", self.dir, len(self._index), self.used)
 
     def _disable(self, why: str) -> None:
@@ -111,8 +131,13 @@ class BlockCache:
     # -- lookups -------------------------------------------------------------------------
 
     @staticmethod
-    def _key(file_id: str, index: int) -> Key:
-        return (hashlib.sha1(file_id.encode()).hexdigest(), index)
+    @functools.lru_cache(maxsize=4096)
+    def _digest(file_id: str) -> str:
+        return hashlib.sha1(file_id.encode()).hexdigest()
+
+    @classmethod
+    def _key(cls, file_id: str, index: int) -> Key:
+        return (cls._digest(file_id), index)
 
     def _path(self, key: Key) -> Path:
         return self.dir / key[0][:2] / f"{key[0]}.{key[1]}"
@@ -131,7 +156,6 @@ class BlockCache:
         if key not in self._index:
             self.misses += 1
             return None
-        path = self._path(key)
         try:
             if key in self._small:
                 size = self._index[key]
@@ -142,14 +166,19 @@ class BlockCache:
                         raise OSError("gone from small.sqlite")
                     data = found
             else:
-                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-                try:
+                fd = self._fds.get(key)
+                if fd is None:
+                    fd = os.open(self._path(key), os.O_RDONLY | os.O_CLOEXEC)
                     size = os.fstat(fd).st_size
-                    if expected_size is None or size == expected_size:
-                        n = size - offset if length is None else length
-                        data = os.pread(fd, n, offset) if n > 0 else b""
-                finally:
-                    os.close(fd)
+                    self._fds[key] = fd
+                    if len(self._fds) > MAX_FDS:
+                        os.close(self._fds.popitem(last=False)[1])
+                else:
+                    self._fds.move_to_end(key)
+                    size = self._index[key]
+                if expected_size is None or size == expected_size:
+                    n = size - offset if length is None else length
+                    data = os.pread(fd, n, offset) if n > 0 else b""
         except (OSError, sqlite3.Error):
             self._forget(key)
             self.misses += 1
@@ -157,7 +186,7 @@ class BlockCache:
         if expected_size is not None and size != expected_size:
             log.warning(
                 "cached block %s has %d bytes, expected %d: dropped, downloading it again",
-                path,
+                self._path(key),
                 size,
                 expected_size,
             )
@@ -171,11 +200,41 @@ class BlockCache:
                 if key in self._small:
                     self.small.touch(key)
                 else:
-                    os.utime(path)
+                    os.utime(self._path(key))
             except (OSError, sqlite3.Error):
                 pass
         self.hits += 1
         return data
+
+    # -- admission -------------------------------------------------------------------------
+
+    def seen(self, file_id: str) -> bool:
+        """Was this version read once before without its blocks being kept?"""
+        return self.enabled and self._digest(file_id) in self._seen
+
+    def note_seen(self, file_id: str) -> None:
+        """Remember (on disk too) that this version was read once without being kept."""
+        if not self.enabled:
+            return
+        digest = self._digest(file_id)
+        if digest in self._seen:
+            self._seen.move_to_end(digest)
+            return
+        self._seen[digest] = None
+        try:
+            os.close(
+                os.open(self._seen_path(digest), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            )
+        except OSError:
+            pass  # remembered for this mount only
+        self._trim_seen()
+
+    def _seen_path(self, digest: str) -> Path:
+        return self.dir / digest[:2] / f"{digest}.seen"
+
+    def _trim_seen(self) -> None:
+        while len(self._seen) > MAX_SEEN:
+            _unlink(self._seen_path(self._seen.popitem(last=False)[0]))
 
     def discard(self, file_id: str, index: int) -> None:
         """Drop a block (it failed to verify: never serve it again)."""
@@ -256,8 +315,23 @@ class BlockCache:
         return self._finish(key, size, error)
 
     async def put_many_async(self, blocks: list[tuple[str, int, bytes]]) -> None:
-        """``put`` of many blocks, all written in one worker-thread call (small ones: a
-        thread hop each would cost more than their writes)."""
+        """``put`` of many blocks (small ones, a download's run), written by one worker-thread
+        call per batch (a thread hop each would cost more than small blocks' writes). A
+        batch holds at most a quarter of the budget: blocks being written cannot be
+        evicted, so a run larger than the cache goes in turns, each evicting the last."""
+        limit = max(self.budget // 4, 1)
+        batch: list[tuple[str, int, bytes]] = []
+        size = 0
+        for block in blocks:
+            if batch and size + len(block[2]) > limit:
+                await self._put_batch(batch)
+                batch, size = [], 0
+            batch.append(block)
+            size += len(block[2])
+        if batch:
+            await self._put_batch(batch)
+
+    async def _put_batch(self, blocks: list[tuple[str, int, bytes]]) -> None:
         todo = [(key, data) for file_id, index, data in blocks
                 if (key := self._reserve(file_id, index, len(data))) is not None]  # fmt: skip
         if not todo:
@@ -334,6 +408,9 @@ class BlockCache:
             self.evictions += 1
 
     def _forget(self, key: Key, unlink: bool = False) -> None:
+        fd = self._fds.pop(key, None)
+        if fd is not None:
+            os.close(fd)
         size = self._index.pop(key, None)
         if size is not None:
             self.used -= size

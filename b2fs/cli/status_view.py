@@ -182,10 +182,16 @@ def _cache_lines(status: dict[str, Any]) -> list[str]:
         f"{line}, {c['evictions']:,} evicted",
         f"reads: {size(served.get('memory', 0))} memory, {size(served.get('disk', 0))} disk, "
         f"{size(served.get('download', 0))} download{hits}",
-        f"  downloads: {r['downloads']:,} ({size(r['downloaded_bytes'])}); listings: "
+        f"  downloads: {r['downloads']:,} ({size(r['downloaded_bytes'])}"
+        f"{streamed(r.get('streamed_blocks', 0))}); listings: "
         f"{status['listings']['fetches']:,}; cache lookups: {c['hits']:,} hits, "
         f"{c['misses']:,} misses",
     ]
+
+
+def streamed(blocks: int) -> str:
+    """', N blocks not kept' (the admission policy's first passes), or nothing."""
+    return f", {blocks:,} blocks not kept" if blocks else ""
 
 
 def _classes(classes: dict[str, int]) -> str:

@@ -96,6 +96,7 @@ async def assemble(client: Any, bucket: Any, source: Source, cache_dir: str, opt
         max_readahead=opts.max_readahead,
         max_request=opts.max_request,
         concurrency=opts.download_concurrency,
+        admit=opts.cache_admit,
     )
     listing_args: dict[str, Any] = {
         "root": source.prefix,

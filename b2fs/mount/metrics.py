@@ -117,6 +117,9 @@ def _reads(reader: dict[str, Any]) -> Iterator[Metric]:
         served.add_metric([source], n)
     yield served
     yield _counter("b2fs_downloads", "ranged downloads started", reader["downloads"])
+    yield _counter("b2fs_streamed_blocks", "downloaded blocks not written to the disk cache "
+                   "(cache_admit=reuse: a first sequential pass)",
+                   reader.get("streamed_blocks", 0))  # fmt: skip
 
 
 def _cache(cache: dict[str, Any], reader: dict[str, Any]) -> Iterator[Metric]:

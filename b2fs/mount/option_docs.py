@@ -50,6 +50,11 @@ MEANINGS: dict[str, str] = {
     "cache_dir": "block cache, staging files, upload journal and lock (created 0700); default "
     "`$XDG_CACHE_HOME/b2fs/BUCKET-<hash>` or `~/.cache/b2fs/BUCKET-<hash>`, one per realm, "
     "bucket and prefix. Also `--cache-dir`",
+    "cache_admit": "which downloaded blocks are written to the disk cache. `reuse`: those with "
+    "evidence of reuse (random reads, files up to `max_request`, a version read before, in this "
+    "mount or an earlier one); the first sequential pass over a large file streams without disk "
+    "writes (cold reads twice as fast), so its second read downloads it again and keeps it. "
+    "`all`: every block (large files read again after a remount come from disk at once)",
     "memory_cache": "decoded blocks kept in memory",
     "max_readahead": "largest read-ahead window: a sequential reader's window doubles up to this",
     "max_request": "largest single ranged download (at least `block_size`)",

@@ -68,6 +68,9 @@ class MountOptions:
     block_size: int = 1 << 20
     cache_size: int = 1 << 30
     cache_dir: str | None = None
+    # which downloaded blocks go to the disk cache: "reuse" (on evidence of reuse; the first
+    # sequential pass over a large file streams without writes) or "all"
+    cache_admit: str = "reuse"
     memory_cache: int = 64 << 20  # decoded blocks kept in memory
     # half the memory cache: read-ahead blocks are read before they age out of it
     max_readahead: int = 32 << 20
@@ -119,6 +122,8 @@ class MountOptions:
             raise OptionError("block_size must be a multiple of 64K")
         if self.max_request < self.block_size:
             self.max_request = self.block_size
+        if self.cache_admit not in ("reuse", "all"):
+            raise OptionError("cache_admit is reuse or all")
         if self.download_concurrency < 1 or self.upload_concurrency < 1:
             raise OptionError("concurrency options must be at least 1")
         if not 0 <= self.umask <= 0o777:
@@ -177,7 +182,7 @@ _BOOLS = {"allow_other", "hard_delete", "keep_attrs", "encrypt", "foreground", "
           "nonempty", "sync_close", "writeback_cache", "versions", "show_versions"}  # fmt: skip
 _STRS = {"cache_dir", "passphrase_file", "credentials", "realm", "local", "log_file", "bwlimit",
          "proxy", "ca_bundle", "client_cert", "client_key", "metrics", "sse",
-         "sse_c_key_file", "version_at"}  # fmt: skip
+         "sse_c_key_file", "version_at", "cache_admit"}  # fmt: skip
 _ALIASES = {"ro": ("read_only", "1"), "allow_root": ("allow_other", "1")}
 
 

@@ -6,6 +6,7 @@ import hashlib
 import os
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 
@@ -184,3 +185,47 @@ async def test_download_authorization_and_urls(
         assert (
             await plain.get(client.download_url_by_name(bucket.bucket_name, "pub/a"))
         ).status_code == 401
+
+
+async def test_readinto_fills_the_callers_buffers_on_kept_connections(
+    client: B2Client, stored: tuple[str, bytes]
+) -> None:
+    """``readinto`` receives the range into the caller's buffers; downloads reuse a kept
+    connection (one opened for several downloads, one after another)."""
+    file_id, data = stored
+    for start, end in ((0, SIZE - 1), (10, 4999), (SIZE - 3, SIZE - 1)):
+        buf = bytearray(end - start + 1)
+        view = memoryview(buf)
+        async with client.download_stream(file_id=file_id, range=(start, end)) as s:
+            filled = 0
+            while n := await s.readinto(view[filled:]):
+                filled += n
+        assert filled == len(buf) and bytes(buf) == data[start : end + 1]
+    pool = client._download_pool
+    assert pool is not None and pool.opened == 1
+
+
+async def test_downloads_survive_an_idle_close_of_their_connection(make_local_server) -> None:
+    srv = make_local_server(extra_args=["--keep-alive", "1"])
+    data = os.urandom(50_000)
+    async with make_client_for(srv) as c:
+        b = await c.create_bucket("kept-downloads", "allPrivate")
+        f = await c.upload_bytes(b.bucket_id, "f", data)
+        assert await c.download_range(f.file_id, 0, 999) == data[:1000]
+        await anyio.sleep(2.5)  # the server closes connections idle for 1 s
+        assert await c.download_range(f.file_id, 1000, 2999) == data[1000:3000]
+        assert c.stats.retries == 0  # reopened and sent again: not a failure
+
+
+async def test_downloads_through_a_proxy_use_the_general_http_stack(
+    psrv: LocalServer, stored: tuple[str, bytes]
+) -> None:
+    file_id, data = stored
+    async with lossy_relay(psrv.realm) as relay, make_client_for(psrv, proxy=relay.url) as c:
+        buf = bytearray(SIZE)
+        async with c.download_stream(file_id=file_id) as s:
+            filled = 0
+            while n := await s.readinto(memoryview(buf)[filled:]):
+                filled += n
+        assert bytes(buf) == data and s.sha1_verified
+        assert c._download_pool is None

@@ -150,3 +150,49 @@ async def test_bandwidth_limits(psrv: LocalServer, bucket: Bucket) -> None:
         t0 = anyio.current_time()
         await c.download_bytes(file_id=f.file_id)
         assert anyio.current_time() - t0 < 0.2
+
+
+async def test_a_failed_reauthorization_is_retried(psrv: LocalServer) -> None:
+    """Re-authorizing is a call like any other: its transient failures (a token answer, a
+    503, a dropped connection) are retried; only a key B2 refuses ends in an error."""
+    async with make_client_for(psrv) as c:
+        b = await c.create_bucket(f"reauth-{os.getpid()}-bkt")
+        psrv.set_faults([
+            {"call": "b2_authorize_account", "sequence": ["expire_token", "503", "drop"]},
+            {"call": "b2_list_file_names", "sequence": ["expire_token"]},
+        ])  # fmt: skip
+        await c.list_file_names_page(b.bucket_id)
+        assert c.stats.reauthorizations == 1
+    assert psrv.counters()["calls"]["b2_authorize_account"] == 5  # the first, 3 failed, 1
+
+
+async def test_dropped_connections_and_500s_are_retried_at_once(
+    psrv: LocalServer, bucket: Bucket
+) -> None:
+    """B2's guidance: a dropped connection or a 500 is tried again at once (a fresh
+    connection), a 503 or 429 after a backoff."""
+    slow = RetryPolicy(initial_delay=2.0, max_delay=2.0)
+    async with make_client_for(psrv, retry=slow) as c:
+        f = await c.upload_bytes(bucket.bucket_id, "f", b"0123456789" * 1000)
+        for kind in ("drop", "500"):
+            psrv.set_faults([{"call": "b2_download_file_by_id", "sequence": [kind]}])
+            t0 = anyio.current_time()
+            assert await c.download_range(f.file_id, 5, 9) == b"56789"
+            assert anyio.current_time() - t0 < 0.9, kind
+        psrv.set_faults([{"call": "b2_download_file_by_id", "sequence": ["503"]}])
+        t0 = anyio.current_time()
+        assert await c.download_range(f.file_id, 5, 9) == b"56789"
+        assert anyio.current_time() - t0 >= 1.0  # backed off: random in [1, 2] s
+    assert c.stats.retries == 3
+
+
+async def test_expired_token_reauthorizes_once_for_many_downloads(
+    psrv: LocalServer, bucket: Bucket
+) -> None:
+    async with make_client_for(psrv) as c:
+        f = await c.upload_bytes(bucket.bucket_id, "f", b"x" * 5000)
+        psrv.expire_tokens()
+        async with anyio.create_task_group() as tg:
+            for i in range(8):
+                tg.start_soon(c.download_range, f.file_id, i, i + 100)
+        assert c.stats.reauthorizations == 1 and c.stats.retries == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import ssl
 import subprocess
 from pathlib import Path
@@ -173,7 +174,26 @@ async def test_ca_bundle_and_client_certificate(
             psrv.key_id, psrv.key, realm, retry=FAST_RETRY, ca_bundle=str(tls_files["ca.pem"]),
             client_cert=cert,
         ) as c:  # fmt: skip
-            assert (await c.authorize()).account_id
+            account = await c.authorize()
+            assert account.account_id
+            # a download's kept connection over TLS, with the client certificate (the
+            # server names its URLs http://...: set up directly, download through TLS)
+            data = os.urandom(50_000)
+            async with make_client_for(psrv) as plain:
+                b = await plain.create_bucket(unique_bucket_name("tls"))
+                f = await plain.upload_bytes(b.bucket_id, "f", data)
+            pool = c._lean_downloads()
+            assert pool is not None
+            resp = await pool.get(
+                f"{realm}/b2api/v4/b2_download_file_by_id?fileId={f.file_id}",
+                {"Authorization": account.authorization_token, "Range": "bytes=10-49999"},
+            )
+            assert resp.status == 206
+            buf = bytearray(49_990)
+            got = 0
+            while n := await resp.readinto(memoryview(buf)[got:]):
+                got += n
+            assert got == len(buf) and bytes(buf) == data[10:] and resp.complete
         async with B2Client(psrv.key_id, psrv.key, realm, retry=FAST_RETRY) as c:
             with pytest.raises(CertificateError):  # the system CAs do not know ours
                 await c.authorize()

@@ -205,7 +205,8 @@ def test_cache_stays_within_its_budget(mount_factory, b2sync, new_bucket_name):
     b2sync.run(lambda c: c.create_bucket(bucket, "allPrivate"))
     data = os.urandom(12 * MB)
     b2sync.upload(bucket, "f.bin", data)
-    m = mount_factory(bucket, block_size="256K", cache_size="2M", memory_cache="1M")
+    m = mount_factory(bucket, block_size="256K", cache_size="2M", memory_cache="1M",
+                      cache_admit="all")  # fmt: skip
     assert (m.path / "f.bin").read_bytes() == data
     # Blocks are written (and older ones evicted) in worker threads after the reads are
     # served: a file listed here may be gone by the time it is measured.
