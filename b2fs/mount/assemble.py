@@ -2,10 +2,11 @@
 
 ``assemble`` builds every part of a mount from an authorized client, its
 bucket and its codecs (plain, or the vault's: ``mount.vault``); the
-returned ``Mount`` is started in the mount's service nursery (uploads),
-attached to the request nursery (downloads started by reads), and stopped
-after the FUSE loop ends (pending uploads get ``unmount_wait`` seconds,
-with progress in the log).
+returned ``Mount`` is started in the mount's service nursery (uploads, the
+change log's writer), its FUSE tasks (the change log's poller, the kernel's
+cache notifications) in the FUSE loop's nursery, and it is stopped after the
+FUSE loop ends (pending uploads get ``unmount_wait`` seconds, with progress
+in the log, then the last change records are written).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import trio
 
 from b2fs.cache.blocks import BlockCache
 from b2fs.fs.attrs import AttrMaker
+from b2fs.fs.kernel_cache import KernelCache
 from b2fs.fs.operations import Operations
 from b2fs.mount.options import MountOptions
 from b2fs.mount.source import Source
@@ -44,6 +46,8 @@ class Mount:
     cache: BlockCache
     listings: Listings
     writeback: Any = None
+    sync: Any = None  # b2fs.sync.Sync: the change log, when the mount has one
+    kernel: KernelCache = field(default_factory=KernelCache)
     extra: dict[str, Any] = field(default_factory=dict)
 
     async def start(self, services: trio.Nursery) -> None:
@@ -52,10 +56,42 @@ class Mount:
         self.reader.attach(services)
         if self.writeback is not None:
             await self.writeback.start(services)
+        if self.sync is not None:
+            self.sync.start(services)
+
+    def start_fuse(self, nursery: trio.Nursery) -> None:
+        """Tasks that tell the kernel things: they run in the FUSE loop's nursery, so they end
+        before the kernel session is closed."""
+        nursery.start_soon(self.kernel.run)
+        if self.sync is not None:
+            self.sync.start_polling(nursery)
 
     async def stop(self, wait: float) -> None:
         if self.writeback is not None:
             await self.writeback.drain(wait)
+        if self.sync is not None:
+            await self.sync.stop()
+
+    async def refresh(self, path: str) -> dict[str, Any]:
+        """``b2fs refresh``: what other mounts and tools changed at and below ``path``, now."""
+        import unicodedata
+
+        from b2fs.posix.errors import InvalidArgument
+
+        segments = [p for p in str(path).split("/") if p not in ("", ".")]
+        if ".." in segments:
+            raise InvalidArgument(f"{path!r}: a path below the mountpoint has no '..'")
+        path = "/".join(segments)
+        if self.fs.ns.names.encrypted:  # as the mount stores (and is asked for) names
+            path = unicodedata.normalize("NFC", path)
+        if self.sync is None:
+            from b2fs.vfs.refresh import Refresher
+
+            refresher = Refresher(self.fs)
+            self.kernel.forget(refresher.forget(path))
+            await refresher.reread(path)
+            return {}
+        return await self.sync.refresh(path)
 
     def status(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -66,12 +102,16 @@ class Mount:
         }
         if self.writeback is not None:
             out["writeback"] = self.writeback.status()
+        if self.sync is not None:
+            out["sync"] = self.sync.status()
+            if "writeback" in out:
+                out["writeback"]["conflicts"] = self.sync.conflicts.count
         return out
 
 
 async def assemble(client: Any, bucket: Any, source: Source, cache_dir: str, opts: MountOptions,
                    codecs: tuple[Any, Any, Any] | None = None) -> Mount:  # fmt: skip
-    from b2fs.codec import VAULT_NAME, plain_codecs
+    from b2fs.codec import CHANGES_DIR, VAULT_NAME, plain_codecs
     from b2fs.fs import errno_map
 
     content, names, staging = codecs or plain_codecs()
@@ -95,7 +135,7 @@ async def assemble(client: Any, bucket: Any, source: Source, cache_dir: str, opt
         names=names,
         content=content,
         ttl=opts.dir_cache_time,
-        hidden=frozenset({source.prefix + VAULT_NAME}),
+        hidden=frozenset({source.prefix + VAULT_NAME, f"{source.prefix}{CHANGES_DIR}/"}),
     )
     namespace = Namespace(listings, names, source.prefix)
     defaults = Defaults(opts.uid, opts.gid, opts.umask, opts.keep_attrs)
@@ -103,6 +143,7 @@ async def assemble(client: Any, bucket: Any, source: Source, cache_dir: str, opt
     attrs = AttrMaker(defaults, entry_timeout=opts.entry_timeout, attr_timeout=opts.attr_timeout,
                       negative_timeout=opts.negative_timeout)  # fmt: skip
     mount = Mount(Operations(fs, attrs), fs, reader, cache, listings)
+    remote = None
     if not opts.read_only:
         account = client.account
         journal = Journal(
@@ -133,17 +174,23 @@ async def assemble(client: Any, bucket: Any, source: Source, cache_dir: str, opt
             sync_close=opts.sync_close,
         )
         namespace.overlay = wb
-        changes = Changes(
-            fs,
-            wb,
-            RemoteNames(
-                client,
-                bucket.bucket_id,
-                hard_delete=opts.hard_delete,
-                can_delete="deleteFiles" in account.capabilities,
-                part_size=max(account.recommended_part_size, 100 << 20),
-            ),
+        remote = RemoteNames(
+            client,
+            bucket.bucket_id,
+            hard_delete=opts.hard_delete,
+            can_delete="deleteFiles" in account.capabilities,
+            part_size=max(account.recommended_part_size, 100 << 20),
         )
+        changes = Changes(fs, wb, remote)
+    if opts.poll_interval > 0 or (remote is not None and opts.change_log):
+        from b2fs.sync import Sync
+
+        mount.sync = Sync(client, bucket.bucket_id, source.prefix, content, fs, remote=remote,
+                          poll_interval=opts.poll_interval, change_log=opts.change_log,
+                          forget=mount.kernel.forget)  # fmt: skip
+    if remote is not None:
+        if mount.sync is not None:
+            changes.feed = mount.sync.feed
         await changes.replay()
         mount.operations.changes = changes
         mount.writeback = wb

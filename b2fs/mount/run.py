@@ -262,7 +262,8 @@ async def serve(creds: Credentials, source: Source, mountpoint: str, opts: Mount
                         services.start_soon(follow, table, client)
                     if metrics is not None:
                         services.start_soon(metrics)
-                    await services.start(serve_status, mountpoint, report.status)
+                    await services.start(serve_status, mountpoint, report.status,
+                                         {"refresh": mount.refresh})  # fmt: skip
                     await mount.start(services)
                     await _run_fuse(mount, source, mountpoint, opts, ready, stop)
                     with stop.drain:
@@ -379,6 +380,7 @@ async def _run_fuse(mount: Any, source: Source, mountpoint: str, opts: MountOpti
     try:
         async with trio.open_nursery() as requests:  # the FUSE loop's own tasks
             log.info("mounted %s on %s", source, mountpoint)
+            mount.start_fuse(requests)
             ready()
             sdnotify.ready(f"mounted {source} on {mountpoint}")
             stop.fuse_running = True

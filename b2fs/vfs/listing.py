@@ -72,6 +72,7 @@ class Listings:
         self.hidden = hidden  # stored names (full keys) never shown, e.g. the vault object
         self._cache: dict[str, Listing] = {}
         self._pending: dict[str, trio.Event] = {}
+        self._stale: set[str] = set()  # being fetched, and invalidated since the fetch began
         self._warned: set[str] = set()
         self.fetches = 0
 
@@ -94,8 +95,11 @@ class Listings:
         event = self._pending[prefix] = trio.Event()
         try:
             listing = await self._fetch(prefix)
-            self._cache[prefix] = listing
-            self._trim()
+            if prefix in self._stale:  # invalidated while it was fetched: may miss that change
+                self._stale.discard(prefix)
+            else:
+                self._cache[prefix] = listing
+                self._trim()
             return listing
         finally:
             del self._pending[prefix]
@@ -106,14 +110,61 @@ class Listings:
         self._cache[prefix] = listing
 
     def invalidate(self, prefix: str | None = None) -> None:
+        """Drop a listing (every one with None); one being fetched now is not kept."""
         if prefix is None:
             self._cache.clear()
+            self._stale.update(self._pending)
         else:
             self._cache.pop(prefix, None)
+            if prefix in self._pending:
+                self._stale.add(prefix)
 
     def invalidate_below(self, prefix: str) -> None:
+        """Drop the listings at and below a stored prefix."""
         for key in [k for k in self._cache if k.startswith(prefix)]:
             del self._cache[key]
+        self._stale.update(k for k in self._pending if k.startswith(prefix))
+
+    async def refresh_file(self, prefix: str, name: str, stored: str) -> bool:
+        """Bring one file's entry of a cached listing up to date with B2 (one class C call,
+        however large the directory); False when the listing is not cached or is being
+        fetched (nothing to patch: the next fetch sees the change)."""
+        if self.cached(prefix) is None or prefix in self._pending:
+            return False
+        files, _ = await self.client.list_file_names_page(
+            self.bucket_id, prefix=stored, start_file_name=stored, max_file_count=1
+        )
+        listing = self.cached(prefix)
+        if listing is None or prefix in self._pending:
+            return False
+        old = listing.entries.get(name)
+        if old is not None and old.kind is Kind.DIR:
+            return True  # a directory of that name shadows the file anyway
+        f = files[0] if files and files[0].file_name == stored else None
+        entry = self._file_entry(prefix, stored[len(prefix) :], f) if f is not None else None
+        if entry is None or entry.name != name:
+            listing.remove(name)
+        else:
+            listing.put(entry)
+        return True
+
+    async def refresh_marker(self, prefix: str) -> bool:
+        """Bring a cached listing's directory marker (the directory's own attributes) up to
+        date (one class C call); False when the listing is not cached."""
+        if self.cached(prefix) is None or prefix in self._pending:
+            return False
+        stored = prefix + DIR_MARKER
+        files, _ = await self.client.list_file_names_page(
+            self.bucket_id, prefix=stored, start_file_name=stored, max_file_count=1
+        )
+        listing = self.cached(prefix)
+        if listing is None or prefix in self._pending:
+            return False
+        f = files[0] if files and files[0].file_name == stored else None
+        listing.has_marker = f is not None
+        listing.marker = read_info(dict(f.file_info or {}), f.upload_timestamp) if f else None
+        listing.marker_id = f.file_id if f else None
+        return True
 
     def _trim(self) -> None:
         """Drop expired listings so memory follows what is in use."""
@@ -140,14 +191,14 @@ class Listings:
             )
             for f in files:
                 rel = f.file_name[len(prefix) :]
+                if f.file_name in self.hidden:
+                    continue
                 if f.action == "folder":
                     entry = await self._folder_entry(prefix, rel[:-1], f)
                 elif rel == DIR_MARKER:
                     has_marker = True
                     marker = read_info(dict(f.file_info or {}), f.upload_timestamp)
                     marker_id = f.file_id
-                    continue
-                elif f.file_name in self.hidden:
                     continue
                 else:
                     entry = self._file_entry(prefix, rel, f)
