@@ -52,6 +52,7 @@ class Sync:
                                  interval=poll_interval, apply=self._apply,
                                  foreign=self.conflicts.foreign, lost=self._lost)  # fmt: skip
         self._writing = trio.CancelScope()
+        self._written = trio.Event()  # the writer's task has ended
 
     # -- life ----------------------------------------------------------------------------
 
@@ -59,11 +60,16 @@ class Sync:
         """The writer runs in the service nursery: uploads at unmount make records too."""
         if self.writer is not None:
             services.start_soon(self._write)
+        else:
+            self._written.set()
 
     async def _write(self) -> None:
         assert self.writer is not None
-        with self._writing:
-            await self.writer.run()
+        try:
+            with self._writing:
+                await self.writer.run()
+        finally:
+            self._written.set()
 
     def start_polling(self, nursery: trio.Nursery) -> None:
         """The poller runs while the kernel mount does (its notes go to the kernel)."""
@@ -73,6 +79,7 @@ class Sync:
     async def stop(self) -> None:
         """After the write-back drained: the last records."""
         self._writing.cancel()
+        await self._written.wait()  # a record it was writing is back among the pending changes
         if self.writer is not None:
             await self.writer.close()
 

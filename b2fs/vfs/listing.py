@@ -109,15 +109,17 @@ class Listings:
         """A listing known without asking B2 (a directory this mount just made)."""
         self._cache[prefix] = listing
 
-    def invalidate(self, prefix: str | None = None) -> None:
-        """Drop a listing (every one with None); one being fetched now is not kept."""
+    def invalidate(self, prefix: str | None = None) -> bool:
+        """Drop a listing (every one with None); one being fetched now is not kept. True
+        when one was cached."""
         if prefix is None:
+            dropped = bool(self._cache)
             self._cache.clear()
             self._stale.update(self._pending)
-        else:
-            self._cache.pop(prefix, None)
-            if prefix in self._pending:
-                self._stale.add(prefix)
+            return dropped
+        if prefix in self._pending:
+            self._stale.add(prefix)
+        return self._cache.pop(prefix, None) is not None
 
     def invalidate_below(self, prefix: str) -> None:
         """Drop the listings at and below a stored prefix."""

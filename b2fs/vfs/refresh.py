@@ -150,8 +150,8 @@ class Refresher:
     # -- helpers -------------------------------------------------------------------------
 
     def _drop(self, prefix: str) -> None:
-        self.listings.invalidate(prefix)
-        self.listings_dropped += 1
+        if self.listings.invalidate(prefix):
+            self.listings_dropped += 1
 
     def _entry_notes(self, path: str, notes: list[Note]) -> None:
         """The kernel forgets the name in its parent, and the parent's times."""

@@ -36,6 +36,7 @@ import trio
 
 from b2fs.b2 import B2Client
 from b2fs.codec import (
+    CHANGES_DIR,
     MARKER,
     VAULT_NAME,
     Argon2idParams,
@@ -334,11 +335,14 @@ class SyncB2:
             parent = f"{parent}/{seg}" if parent else seg
         return "/".join(out)
 
-    def names(self, bucket: str, prefix: str = "") -> list[str]:
+    def names(self, bucket: str, prefix: str = "", records: bool = False) -> list[str]:
+        """The names in the bucket (decoded on an encrypted run), without the mounts' change
+        records (``.b2fs/changes/``) unless ``records``."""
         bid = self.bucket_id(bucket)
 
         async def names(c: B2Client) -> list[tuple[str, dict[str, str]]]:
-            return [(f.file_name, f.file_info) async for f in c.list_file_names(bid, prefix=prefix)]
+            return [(f.file_name, f.file_info) async for f in c.list_file_names(bid, prefix=prefix)
+                    if records or f"/{CHANGES_DIR}/changes/" not in "/" + f.file_name]  # fmt: skip
 
         listed = self.run(names)
         markers = {n[: -len(MARKER) - 1]: info for n, info in listed if n.endswith("/" + MARKER)}
