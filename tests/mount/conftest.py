@@ -1,7 +1,8 @@
 """Real FUSE mounts for tests: ``b2fs mount`` in a subprocess, on the session's local B2 server.
 
 ``mount_factory(**options)`` mounts a fresh bucket (or the given one) in a temp
-dir and returns a ``MountProcess``; every mount is unmounted at teardown
+dir and returns a ``MountProcess`` (with a short ``writeback_delay``, and without
+the change log of ``b2fs.sync`` unless the options turn it on); every mount is unmounted at teardown
 (``fusermount3 -u``, then SIGTERM/SIGKILL of the process we started, then a
 lazy unmount as the last resort), so a failing test never leaves a mount or
 a process behind.  ``b2`` is an async B2 client on the same server, for
@@ -241,6 +242,10 @@ def mount_factory(
             options["encrypt"] = True
             passphrase = PASSPHRASE
         options.setdefault("writeback_delay", 0.2)
+        # One mount's own calls and objects, as most tests count them: no change log (the
+        # records it writes, its polls); tests/sync turns it on.
+        options.setdefault("change_log", False)
+        options.setdefault("poll_interval", 0)
         m = MountProcess(
             srv or server, bucket, tmp_path / f"m{next(_serial)}", options, prefix, passphrase
         )

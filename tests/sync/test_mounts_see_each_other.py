@@ -20,7 +20,13 @@ BATCH = 1.0  # the writer's batching of records (b2fs.sync.writer.BATCH)
 # What a reader mount waits at most once the writer's change is in B2: its writer's batch, one
 # poll, the second; and one more for a machine shared with other test runs.
 LIMIT = BATCH + POLL + 1 + 1
-OPTS = {"poll_interval": POLL, "dir_cache_time": 600, "entry_timeout": 60, "attr_timeout": 60}
+OPTS = {
+    "poll_interval": POLL,
+    "change_log": True,
+    "dir_cache_time": 600,
+    "entry_timeout": 60,
+    "attr_timeout": 60,
+}
 
 
 def settled(m: MountProcess) -> None:
