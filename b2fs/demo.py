@@ -332,9 +332,9 @@ def run(args: argparse.Namespace) -> int:
         mount.start()
         use_the_mount(t, args.mountpoint)
         if not args.once:
-            say(f"\nThe bucket stays mounted on {args.mountpoint}: use it from another shell "
-                "(ls, cp, vim, git...). Press Ctrl-C to unmount.")  # fmt: skip
-            try:
+            try:  # entered before the prompt: a Ctrl-C right after it lands here too
+                say(f"\nThe bucket stays mounted on {args.mountpoint}: use it from another shell "
+                    "(ls, cp, vim, git...). Press Ctrl-C to unmount.")  # fmt: skip
                 while mount.alive():
                     time.sleep(0.2)
                 say(

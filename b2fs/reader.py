@@ -133,6 +133,10 @@ class Reader:
             self.served[source] += hi - lo
         return b"".join(parts)
 
+    def remember(self, file_id: str, index: int, plain: bytes) -> None:
+        """A block's plaintext known without reading it (just uploaded): kept in memory."""
+        self._memory[(file_id, index)] = plain
+
     def forget_object(self, file_id: str) -> None:
         """Drop decoded state of a version (its cached bytes stay valid)."""
         self._decryptors.pop(file_id, None)

@@ -4,12 +4,12 @@ Used by ``bench/mount_read.py`` and ``bench/mount_write.py`` (not a benchmark
 itself; ``bench/measure.py`` holds what they read off and print).  ``Session``
 owns every process a benchmark starts: the local server
 (``b2fs.emulator.process.LocalServer``), ``b2fs mount -f`` processes and
-``rclone mount`` processes; leaving its ``with`` block (normally, on an
+``rclone mount`` processes, and CPU burners (``Session.busy``); leaving its ``with`` block (normally, on an
 exception, or on Ctrl-C, SIGTERM or SIGHUP, which ``measure.signals_as_interrupt``
 turns into ``KeyboardInterrupt``) unmounts and ends each of them by pid.  Mounts
-report their peak RSS (``VmHWM``) and whether their upload queue is empty (b2fs:
-its control socket, ``b2fs.mount.control.read_status``, as ``b2fs status`` reads it;
-rclone: ``vfs/stats`` of its remote control).
+report their peak RSS (``VmHWM``), their CPU time (``/proc/PID/stat``) and whether their
+upload queue is empty (b2fs: its control socket, ``b2fs.mount.control.read_status``, as
+``b2fs status`` reads it; rclone: ``vfs/stats`` of its remote control).
 """
 
 from __future__ import annotations
@@ -53,6 +53,17 @@ def peak_rss_mib(pid: int) -> float:
     except OSError:
         pass
     return 0.0
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, every thread) a live process has used, in seconds; 0 when
+    it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime stime
 
 
 def free_port() -> int:
@@ -110,6 +121,10 @@ class Mount:
         if self.proc is not None:
             self.peak_rss = max(self.peak_rss, peak_rss_mib(self.proc.pid))
         return self.peak_rss
+
+    def cpu(self) -> float:
+        """CPU seconds (user + system) the mount process has used so far."""
+        return cpu_seconds(self.proc.pid) if self.proc is not None else 0.0
 
     def pending_uploads(self) -> int:
         raise NotImplementedError
@@ -249,13 +264,22 @@ class RcloneMount(Mount):
 # -- the session: server, client, every process --------------------------------------------
 
 
+def _niceness_zero() -> None:
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, 0)
+    except OSError:  # not root and started niced: keep the niceness we have
+        pass
+
+
 class Session:
-    """A temp dir, a fresh local B2 server, and every mount started through it."""
+    """A temp dir, a fresh local B2 server, every mount started through it, and the CPU
+    burners of ``busy()``."""
 
     def __init__(self, tmp: Path, min_part_size: int | None = None) -> None:
         self.tmp = tmp
         self.server = LocalServer(tmp / "b2data", min_part_size=min_part_size)
         self.mounts: list[Mount] = []
+        self.burners: list[subprocess.Popen[bytes]] = []
         self._n = 0
 
     def __enter__(self) -> Session:
@@ -265,10 +289,29 @@ class Session:
     def __exit__(self, *exc: object) -> None:
         interrupted = exc[0] is not None and issubclass(exc[0], KeyboardInterrupt)  # type: ignore[arg-type]
         try:
+            self.idle()
             for m in reversed(self.mounts):
                 m.kill() if interrupted else m.stop()
         finally:
             self.server.stop()
+
+    def busy(self, n: int) -> list[int]:
+        """Start ``n`` processes that each burn a core (a tight loop, niceness 0), so that
+        the workloads run on a busy machine; ``idle()`` (or leaving the session) ends them."""
+        for _ in range(n):
+            self.burners.append(subprocess.Popen(
+                [sys.executable, "-c", "while True: pass"], stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                preexec_fn=_niceness_zero))  # fmt: skip
+        return [p.pid for p in self.burners]
+
+    def idle(self) -> None:
+        """End the burners (SIGKILL by pid)."""
+        while self.burners:
+            p = self.burners.pop()
+            if p.poll() is None:
+                p.kill()
+            p.wait()
 
     def root(self, label: str) -> Path:
         self._n += 1
@@ -311,6 +354,11 @@ class Session:
         return self.server.counters()
 
     def pids(self) -> list[int]:
-        """This process, the server and every live mount: what is *not* other work."""
+        """This process, the server and every live mount: what is *not* other work (the
+        burners of ``busy()`` are: they stand for it)."""
         live = [m.proc.pid for m in self.mounts if m.proc is not None]
         return [os.getpid(), self.server.pid, *live]
+
+    def pids_and_burners(self) -> list[int]:
+        """``pids()`` and the burners: what ``--quiet`` waits for others than."""
+        return [*self.pids(), *(p.pid for p in self.burners)]

@@ -6,25 +6,30 @@ policy.  Blocks hold the object's bytes exactly as downloaded (ciphertext when
 the mount is encrypted); the reader decodes them.  Layout::
 
     CACHE_DIR/blocks-<block size>/<2 hex>/<sha1(fileId) hex>.<block index>
+    CACHE_DIR/blocks-<block size>/small.sqlite    blocks up to 64 KiB (b2fs.cache.small)
 
-The index is rebuilt at start from one scan of the directory (sizes, and
-mtimes as the recency order; a block's mtime is bumped on its first hit in a
-session).  Writes go to a temporary name and are renamed into place, so a
+The index is rebuilt at start from one scan of the directory and the small
+blocks' table (sizes, and mtimes as the recency order; a block's mtime is
+bumped on its first hit in a session).  Writes go to a temporary name and are renamed into place, so a
 crash never leaves a short block behind.  A cache directory that is full or
 unwritable does not fail reads: the block is simply not kept, with a warning.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
+import sqlite3
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
 import trio
+
+from b2fs.cache.small import SMALL_MAX, SmallBlocks
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +39,16 @@ Key = tuple[str, int]
 class BlockCache:
     """Blocks on disk within ``budget`` bytes, least recently used evicted first."""
 
-    def __init__(self, root: str | os.PathLike[str], budget: int, block_size: int) -> None:
+    def __init__(self, root: str | os.PathLike[str], budget: int, block_size: int,
+                 small_max: int = SMALL_MAX) -> None:  # fmt: skip
         self.dir = Path(root) / f"blocks-{block_size}"
+        self.small_max = small_max  # blocks up to this size are rows of small.sqlite
         self.budget = budget
         self._index: OrderedDict[Key, int] = OrderedDict()  # key -> size, oldest first
         self._touched: set[Key] = set()
         self._writing: set[Key] = set()  # being written (their bytes count in ``used``)
+        self._small: set[Key] = set()  # blocks kept in small.sqlite, not as files
+        self.small: SmallBlocks | None = None
         self.used = 0
         self.enabled = budget > 0
         self._last_warning = 0.0
@@ -57,6 +66,12 @@ class BlockCache:
         except OSError as e:
             self._disable(f"cannot use {self.dir}: {e.strerror}")
             return
+        for i in range(256):  # every block's directory made once, not at every write
+            try:
+                (self.dir / f"{i:02x}").mkdir(mode=0o700, exist_ok=True)
+            except OSError as e:
+                self._disable(f"cannot use {self.dir}: {e.strerror}")
+                return
         found: list[tuple[float, Key, int, str]] = []
         for sub in os.scandir(self.dir):
             if not sub.is_dir(follow_symlinks=False):
@@ -73,6 +88,14 @@ class BlockCache:
                 except (OSError, ValueError):
                     continue
                 found.append((st.st_mtime, key, st.st_size, entry.path))
+        try:
+            self.small = SmallBlocks(self.dir / "small.sqlite")
+            for used, key, size in self.small.scan():
+                found.append((used, key, size, ""))
+                self._small.add(key)
+        except (OSError, sqlite3.Error) as e:
+            self._disable(f"cannot use {self.dir / 'small.sqlite'}: {e}")
+            return
         found.sort()
         for _, key, size, _path in found:
             self._index[key] = size
@@ -110,15 +133,24 @@ class BlockCache:
             return None
         path = self._path(key)
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                size = os.fstat(fd).st_size
+            if key in self._small:
+                size = self._index[key]
+                data = b""
                 if expected_size is None or size == expected_size:
-                    n = size - offset if length is None else length
-                    data = os.pread(fd, n, offset) if n > 0 else b""
-            finally:
-                os.close(fd)
-        except OSError:
+                    found = self.small.read(key, offset, length)  # type: ignore[union-attr]
+                    if found is None:
+                        raise OSError("gone from small.sqlite")
+                    data = found
+            else:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    size = os.fstat(fd).st_size
+                    if expected_size is None or size == expected_size:
+                        n = size - offset if length is None else length
+                        data = os.pread(fd, n, offset) if n > 0 else b""
+                finally:
+                    os.close(fd)
+        except (OSError, sqlite3.Error):
             self._forget(key)
             self.misses += 1
             return None
@@ -136,8 +168,11 @@ class BlockCache:
         if key not in self._touched:
             self._touched.add(key)
             try:
-                os.utime(path)
-            except OSError:
+                if key in self._small:
+                    self.small.touch(key)
+                else:
+                    os.utime(path)
+            except (OSError, sqlite3.Error):
                 pass
         self.hits += 1
         return data
@@ -180,9 +215,11 @@ class BlockCache:
         size = self._index.get(src)
         if size is None or dst in self._index or dst in self._writing:
             return dst in self._index
+        if src in self._small:  # a row: copied (a few KiB)
+            data = self.small.read(src, 0, None)
+            return data is not None and self.put(dst_id, index, data)
         path = self._path(dst)
         try:
-            path.parent.mkdir(mode=0o700, exist_ok=True)
             os.link(self._path(src), path)
         except FileExistsError:
             pass
@@ -218,6 +255,22 @@ class BlockCache:
             raise
         return self._finish(key, size, error)
 
+    async def put_many_async(self, blocks: list[tuple[str, int, bytes]]) -> None:
+        """``put`` of many blocks, all written in one worker-thread call (small ones: a
+        thread hop each would cost more than their writes)."""
+        todo = [(key, data) for file_id, index, data in blocks
+                if (key := self._reserve(file_id, index, len(data))) is not None]  # fmt: skip
+        if not todo:
+            return
+        try:
+            errors = await trio.to_thread.run_sync(lambda: [self._write(k, d) for k, d in todo])
+        except BaseException:
+            for key, data in todo:
+                self._finish(key, len(data), OSError("cancelled"))
+            raise
+        for (key, data), error in zip(todo, errors, strict=True):
+            self._finish(key, len(data), error)
+
     def _reserve(self, file_id: str, index: int, size: int) -> Key | None:
         """Make room for a new block; None when there is nothing to write."""
         if not self.enabled or size > self.budget:
@@ -234,11 +287,18 @@ class BlockCache:
         return key
 
     def _write(self, key: Key, data: bytes) -> OSError | None:
-        """The file write (atomic: a temporary name, then a rename). Thread-safe."""
+        """The file write (atomic: a temporary name, then a rename), or the row of a small
+        block. Thread-safe."""
+        if len(data) <= self.small_max:
+            try:
+                self.small.put(key, data)
+            except sqlite3.Error as e:
+                return OSError(errno.EIO, f"small.sqlite: {e}")
+            self._small.add(key)
+            return None
         path = self._path(key)
         tmp = path.with_name(path.name + ".tmp")
         try:
-            path.parent.mkdir(mode=0o700, exist_ok=True)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             try:
                 view = memoryview(data)
@@ -278,7 +338,14 @@ class BlockCache:
         if size is not None:
             self.used -= size
         self._touched.discard(key)
-        if unlink:
+        if key in self._small:
+            self._small.discard(key)
+            if unlink:
+                try:
+                    self.small.delete(key)
+                except sqlite3.Error:
+                    pass
+        elif unlink:
             _unlink(self._path(key))
 
     def stats(self) -> dict[str, int | bool]:

@@ -80,6 +80,10 @@ MEANINGS: dict[str, str] = {
     "sync_close": "close also fsyncs the staging file and the journal, so a closed file survives "
     "a power cut at once (by default it survives the mount process dying at once, and the "
     "machine within 5 s, as on ext4; fsync always waits until B2 holds it)",
+    "writeback_cache": "let the kernel cache writes and send them in pages, and keep file sizes "
+    "and times itself (FUSE's write-back cache): fewer requests for programs that write in small "
+    "pieces, but changes made by other mounts to a file this machine holds in its cache are not "
+    "seen until the kernel drops it. For a bucket only this mount writes",
     "hard_delete": "unlink, and the old names of a rename, delete every version instead of "
     "hiding the name (the key needs `deleteFiles`)",
     "keep_attrs": "store the mode, uid and gid of files and directories in B2 file info "

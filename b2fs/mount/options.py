@@ -85,6 +85,7 @@ class MountOptions:
     part_size: int = 0  # 0: the account's recommended part size
     unmount_wait: float = 600.0  # how long unmount waits for pending uploads
     sync_close: bool = False  # close fsyncs staging and journal (survives a power cut at once)
+    writeback_cache: bool = False  # the kernel's FUSE write-back cache (one machine's mount only)
     hard_delete: bool = False
     keep_attrs: bool = True  # persist mode/uid/gid in file info
     # encryption
@@ -164,7 +165,7 @@ _FLOATS = {
            "writeback_delay", "unmount_wait", "poll_interval"}  # fmt: skip
 _INTS = {"uid", "gid", "download_concurrency", "upload_concurrency", "connections"}
 _BOOLS = {"allow_other", "hard_delete", "keep_attrs", "encrypt", "foreground", "debug", "http2",
-          "nonempty", "sync_close", "change_log"}  # fmt: skip
+          "nonempty", "sync_close", "writeback_cache", "change_log"}  # fmt: skip
 _STRS = {"cache_dir", "passphrase_file", "credentials", "realm", "local", "log_file", "bwlimit",
          "proxy", "ca_bundle", "client_cert", "client_key", "metrics", "sse",
          "sse_c_key_file"}  # fmt: skip

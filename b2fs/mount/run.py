@@ -372,6 +372,7 @@ async def _run_fuse(mount: Any, source: Source, mountpoint: str, opts: MountOpti
         return
     # The kernel sets the mount's read-ahead from the INIT answer: raise it after that.
     mount.operations.after_init = lambda: set_kernel_readahead(mountpoint, opts.kernel_readahead)
+    mount.operations.enable_writeback_cache = opts.writeback_cache  # read by pyfuse3's INIT
     try:
         pyfuse3.init(mount.operations, mountpoint, fuse_options(source, opts))
     except RuntimeError as e:

@@ -183,14 +183,7 @@ class ChangeBase:
         return self.ns.cached_listing(dir_path)
 
     def _patch(self, dir_path: str, name: str, entry: Entry | None) -> None:
-        listing = self._listing(dir_path)
-        if listing is None:
-            return
-        if entry is None:
-            listing.remove(name)
-        else:
-            entry.name = name
-            listing.put(entry)
+        self.ns.listings.patch(self.ns.stored_dir(dir_path), name, entry)
 
     def _listed(self, dir_path: str, name: str) -> Entry | None:
         """What the cached listing of ``dir_path`` shows at ``name`` (None: nothing, or not

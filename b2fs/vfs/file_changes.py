@@ -48,6 +48,7 @@ class FileChanges(ChangeBase):
     async def create(
         self, parent: Node, name: str, mode: int, flags: int, ctx: Any
     ) -> tuple[int, Node, Entry]:
+        self.wb.active()
         path, stored, long_info = self._new_name(parent, name)
         existing = await self.ns.lookup(path)
         if existing is not None:
@@ -128,6 +129,7 @@ class FileChanges(ChangeBase):
         d = handle.local
         if not handle.writable or d is None:
             raise BadHandle("the file is not open for writing")
+        self.wb.active()
         if d.uploading is None and d.record.base_limit == 0 and not d.lock.locked() and data:
             # The common case (a new file): nothing to stop or fetch, so no lock and no await.
             return self._written(d, handle, d.write_staged(self._offset(d, handle, offset), data))
@@ -136,7 +138,11 @@ class FileChanges(ChangeBase):
             return self._written(d, handle, await d.write(self._offset(d, handle, offset), data))
 
     def _offset(self, d: DirtyFile, handle: FileHandle, offset: int) -> int:
-        return d.size if handle.flags & os.O_APPEND else offset
+        # With the kernel's write-back cache the kernel places appends itself, and writes back
+        # pages through any open handle: its offsets are the truth.
+        if handle.flags & os.O_APPEND and not self.fs.kernel_writes:
+            return d.size
+        return offset
 
     def _written(self, d: DirtyFile, handle: FileHandle, n: int) -> int:
         r = d.record

@@ -11,7 +11,10 @@ shares its name with a directory is shadowed by the directory, with a warning.
 Listings are keyed by stored prefix, fetched once however many lookups wait
 on them (single flight), and answer every lookup inside the directory until
 they expire, so 1,000 stats of missing names cost one listing.  The vfs
-patches a cached listing after its own changes instead of dropping it.
+patches a cached listing after its own changes instead of dropping it
+(``patch``); a change made while the directory is being listed is applied to
+that listing when it arrives (B2 may have answered from before the change), and
+a listing invalidated while being fetched is not kept.
 """
 
 from __future__ import annotations
@@ -58,6 +61,14 @@ class Listing:
             self._names = None
 
 
+def _apply(listing: Listing, name: str, entry: Entry | None) -> None:
+    if entry is None:
+        listing.remove(name)
+    else:
+        entry.name = name
+        listing.put(entry)
+
+
 class Listings:
     """The listing cache of one mount."""
 
@@ -72,7 +83,9 @@ class Listings:
         self.hidden = hidden  # stored names (full keys) never shown, e.g. the vault object
         self._cache: dict[str, Listing] = {}
         self._pending: dict[str, trio.Event] = {}
-        self._stale: set[str] = set()  # being fetched, and invalidated since the fetch began
+        # For each listing being fetched, the changes this mount made meanwhile (absent: it
+        # was invalidated, so its answer is not kept).
+        self._late: dict[str, list[tuple[str, Entry | None]]] = {}
         self._warned: set[str] = set()
         self.fetches = 0
 
@@ -93,17 +106,31 @@ class Listings:
                 break
             await pending.wait()
         event = self._pending[prefix] = trio.Event()
+        self._late[prefix] = []
         try:
             listing = await self._fetch(prefix)
-            if prefix in self._stale:  # invalidated while it was fetched: may miss that change
-                self._stale.discard(prefix)
-            else:
-                self._cache[prefix] = listing
-                self._trim()
+            late = self._late.get(prefix)
+            if late is None:  # invalidated while it was fetched: it may miss that change
+                return listing
+            for name, entry in late:  # changes made while it was fetched
+                _apply(listing, name, entry)
+            self._cache[prefix] = listing
+            self._trim()
             return listing
         finally:
             del self._pending[prefix]
+            self._late.pop(prefix, None)
             event.set()
+
+    def patch(self, prefix: str, name: str, entry: Entry | None) -> None:
+        """This mount changed a name (None: removed it): the cached listing shows it, and so
+        does one being fetched meanwhile (its answer may predate the change)."""
+        listing = self.cached(prefix)
+        if listing is not None:
+            _apply(listing, name, entry)
+        late = self._late.get(prefix)
+        if late is not None:
+            late.append((name, entry))
 
     def seed(self, prefix: str, listing: Listing) -> None:
         """A listing known without asking B2 (a directory this mount just made)."""
@@ -115,17 +142,17 @@ class Listings:
         if prefix is None:
             dropped = bool(self._cache)
             self._cache.clear()
-            self._stale.update(self._pending)
+            self._late.clear()  # fetches under way are not kept either
             return dropped
-        if prefix in self._pending:
-            self._stale.add(prefix)
+        self._late.pop(prefix, None)
         return self._cache.pop(prefix, None) is not None
 
     def invalidate_below(self, prefix: str) -> None:
         """Drop the listings at and below a stored prefix."""
         for key in [k for k in self._cache if k.startswith(prefix)]:
             del self._cache[key]
-        self._stale.update(k for k in self._pending if k.startswith(prefix))
+        for key in [k for k in self._late if k.startswith(prefix)]:
+            del self._late[key]
 
     async def refresh_file(self, prefix: str, name: str, stored: str) -> bool:
         """Bring one file's entry of a cached listing up to date with B2 (one class C call,

@@ -258,16 +258,14 @@ class DirtyFile:
         if self.fd >= 0:
             os.fsync(self.fd)
 
-    def close(self) -> None:
+    def close(self) -> int:
+        """Let go of the staging: inline bytes' memory, and the descriptor, which is returned
+        (-1: none) for the caller to close (the last close of an unlinked file with dirty pages
+        is costly: the write-back does it off the loop)."""
         if isinstance(self.staging, InlineStaging):
             self.staging.release()
-        if self.fd < 0:
-            return
-        try:
-            os.close(self.fd)
-        except OSError:
-            pass
-        self.fd = -1
+        fd, self.fd = self.fd, -1
+        return fd
 
     def as_entry(self, name: str) -> Entry:
         r = self.record

@@ -14,6 +14,7 @@ for up to ``unmount_wait`` seconds, with progress in the log.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import heapq
@@ -42,6 +43,7 @@ log = logging.getLogger("b2fs.writeback")
 
 MAX_BACKOFF = 300.0
 SYNC_INTERVAL = 5.0  # closed changes reach the disk (survive a power cut) within this, as ext4's
+PACE_QUIET = 0.2  # seconds without a write after which uploads run at full concurrency
 
 
 class UploadFailed(FsError):
@@ -68,12 +70,20 @@ class WriteBack:
         self.files: dict[str, DirtyFile] = {}
         self._by_parent: dict[str, dict[str, DirtyFile]] = {}
         self._implied: Counter[str] = Counter()  # directories with dirty files below them
-        self._limiter = trio.CapacityLimiter(concurrency)
+        self.concurrency = concurrency
+        self._limiter = trio.CapacityLimiter(concurrency)  # paced: see _pace
+        self._forced_limiter = trio.CapacityLimiter(concurrency)
+        self.active_at = -math.inf  # when a program last changed something (vfs: active())
         self._wake = trio.Event()
+        self._next_due = -math.inf  # what the scheduler sleeps until (a push before it wakes it)
         self._queue: list[tuple[float, int, DirtyFile]] = []  # (due, serial, file): a heap
         self._serials = itertools.count()  # heap tie-breaks and staging file names
         self.inline = InlineBudget()  # memory of the files staged inline
         self._synced_seq = 0  # journal rows written up to here are on disk (the syncer)
+        self._to_cache: list[tuple[str, int, bytes]] = []  # small blocks for _cache_writer
+        self._to_unlink: list[str] = []  # staging files done with, for _cache_writer
+        self._to_close: list[int] = []
+        self._cache_wake = trio.Event()
         self._nursery: trio.Nursery | None = None
         self.uploads_done = 0
         self.uploads_failed = 0
@@ -310,7 +320,9 @@ class WriteBack:
     def _push(self, d: DirtyFile, due: float) -> None:
         d.due = due
         heapq.heappush(self._queue, (due, next(self._serials), d))
-        self._wake.set()
+        if due < self._next_due:  # sooner than the scheduler sleeps for
+            self._next_due = due
+            self._wake.set()
 
     def move(self, d: DirtyFile, path: str, stored: str, long_info: dict[str, str] | None) -> None:
         """Re-point a pending version to a new name (a rename before upload costs no call)."""
@@ -347,10 +359,8 @@ class WriteBack:
                 )
             d.row_id = None
         if d.record.staging:
-            try:
-                os.unlink(os.path.join(self.staging_dir, d.record.staging))
-            except OSError:
-                pass
+            self._to_unlink.append(os.path.join(self.staging_dir, d.record.staging))
+            self._cache_wake.set()
         d.dropped = True
         self.handle_closed(d)
 
@@ -366,7 +376,10 @@ class WriteBack:
         """A handle on ``d`` closed: an unlinked version's staging file goes with its last one
         (until then its handles keep reading and writing it, as POSIX wants)."""
         if d.dropped and d.writers == 0 and d.readers == 0:
-            d.close()
+            fd = d.close()
+            if fd >= 0:
+                self._to_close.append(fd)
+                self._cache_wake.set()
 
     # -- uploading -----------------------------------------------------------------------
 
@@ -375,6 +388,8 @@ class WriteBack:
         self._recover()
         await self._cancel_orphans()
         nursery.start_soon(self._scheduler)
+        nursery.start_soon(self._cache_writer)
+        nursery.start_soon(self._pace)
         if not self.sync_close:
             nursery.start_soon(self._syncer)
 
@@ -403,9 +418,9 @@ class WriteBack:
                 due, _, d = heapq.heappop(self._queue)
                 if due == d.due and self.files.get(d.path) is d:
                     self._consider(d)
-            next_due = self._queue[0][0] if self._queue else math.inf
+            self._next_due = self._queue[0][0] if self._queue else math.inf
             self._wake = trio.Event()
-            with trio.move_on_at(next_due):
+            with trio.move_on_at(self._next_due):
                 await self._wake.wait()
 
     def _consider(self, d: DirtyFile) -> None:
@@ -432,7 +447,8 @@ class WriteBack:
         version = None
         error: Exception | None = None
         with scope:
-            async with self._limiter:
+            # fsync and unmount wait for theirs: not paced behind a program's writes
+            async with self._forced_limiter if d.forced else self._limiter:
                 try:
                     self.journal_now(d)
                     version = await self.uploader.upload(d, save=lambda r: self._put(d, False))
@@ -516,10 +532,58 @@ class WriteBack:
                     cache.link(r.base_file_id, version.file_id, i)
                     continue
                 start, end = self.reader.stored_span(r.size, i)
-                await cache.put_from_async(version.file_id, i, end - start,
-                                           functools.partial(source.read_sync, start, end - start))  # fmt: skip
+                if end - start <= INLINE_MAX:  # a small file: written with others, off the loop
+                    self._to_cache.append(
+                        (version.file_id, i, source.read_sync(start, end - start))
+                    )
+                    self._cache_wake.set()
+                    if not self.reader.codec.encrypted:  # read back at once from memory too
+                        self.reader.remember(version.file_id, i, self._to_cache[-1][2])
+                else:
+                    await cache.put_from_async(version.file_id, i, end - start,
+                                               functools.partial(source.read_sync, start, end - start))  # fmt: skip
         except Exception as e:  # the cache is a convenience: a failure only costs a download
             log.debug("keeping %s in the block cache: %s", d.shown, e)
+
+    def active(self) -> None:
+        """A program is writing (a create, write, close... just came in)."""
+        self.active_at = trio.current_time()
+
+    async def _pace(self) -> None:
+        """While programs write, uploads go one at a time, so that the requests of a program
+        writing (an untar, a build) are not slowed down by uploads sharing this one loop: B2
+        gets those files a little later, the program is done sooner. Full concurrency as soon
+        as the writing stops (fsync and unmount are never paced)."""
+        while True:
+            busy = trio.current_time() - self.active_at < PACE_QUIET
+            want = 1 if busy else self.concurrency
+            if self._limiter.total_tokens != want:
+                self._limiter.total_tokens = want
+            await trio.sleep(PACE_QUIET / 2)
+
+    async def _cache_writer(self) -> None:
+        """Local I/O done in batches from a worker thread, off the loop: blocks of small
+        uploaded files to the block cache (``_keep_in_cache`` queues them), and the staging
+        files of versions done with (unlinked, then closed)."""
+        while True:
+            await self._cache_wake.wait()
+            self._cache_wake = trio.Event()
+            await trio.sleep(0.05)  # let a batch gather
+            batch, self._to_cache = self._to_cache, []
+            with trio.CancelScope(shield=True):  # an unmount keeps what it uploaded
+                await self.reader.cache.put_many_async(batch)
+                await trio.to_thread.run_sync(self._let_go)
+
+    def _let_go(self) -> None:
+        """Unlink and close the staging files queued (thread-safe: lists popped whole)."""
+        paths, self._to_unlink = self._to_unlink, []
+        fds, self._to_close = self._to_close, []
+        for path in paths:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     def _save_quietly(self, d: DirtyFile, durable: bool = False) -> None:
         """Record progress (attempts, errors, parts; that B2 holds it); failing to is logged,
@@ -535,7 +599,6 @@ class WriteBack:
     def _signal(self, d: DirtyFile) -> None:
         d.outcome.set()
         d.outcome = trio.Event()
-        self._wake.set()
 
     async def wait_uploaded(self, d: DirtyFile) -> None:
         """fsync: upload now, return when B2 holds this generation; UploadFailed after a failed try."""
@@ -631,7 +694,10 @@ class WriteBack:
             for d in list(self.files.values()):
                 await self.supersede(d)
         for d in list(self.files.values()):
-            d.close()
+            fd = d.close()
+            if fd >= 0:
+                self._to_close.append(fd)
+        self._let_go()
         self.journal.close()
 
     def status(self) -> dict[str, Any]:

@@ -445,3 +445,35 @@ def test_read_past_the_old_end_of_a_grown_file(mount_factory, b2sync):
     assert f.read_bytes() == data[:5000] + bytes(15000)
     fresh(m)
     assert f.read_bytes() == data[:5000] + bytes(15000)
+
+
+def test_the_kernel_write_back_cache_keeps_the_rules(mount_factory):
+    """-o writeback_cache: the kernel caches writes and owns sizes and times while it holds the
+    file; appends, read-modify-write of a write-only descriptor, explicit times and truncation
+    still give what ext4 gives."""
+    m = mount_factory(writeback_cache=True, writeback_delay=0.2)
+    f = m.path / "f"
+    fd = os.open(f, os.O_WRONLY | os.O_CREAT, 0o644)  # the kernel reads pages it half-writes
+    os.pwrite(fd, b"a" * 5000, 0)
+    os.pwrite(fd, b"B" * 10, 4090)
+    os.close(fd)
+    fd = os.open(f, os.O_WRONLY | os.O_APPEND)
+    os.write(fd, b"tail")
+    os.write(fd, b"!")
+    os.close(fd)
+    expected = b"a" * 4090 + b"B" * 10 + b"a" * 900 + b"tail!"
+    assert f.read_bytes() == expected and os.stat(f).st_size == len(expected)
+    os.truncate(f, 100)
+    with open(f, "r+b") as h:
+        h.seek(200)
+        h.write(b"z")
+    expected = expected[:100] + bytes(100) + b"z"
+    os.utime(f, ns=(1_000_000_000_000_000_123, 1_500_000_000_000_000_456))
+    assert f.read_bytes() == expected
+    fresh(m)
+    assert f.read_bytes() == expected
+    st = os.stat(f)
+    assert (st.st_atime_ns, st.st_mtime_ns) == (
+        1_000_000_000_000_000_123,
+        1_500_000_000_000_000_456,
+    )

@@ -1,8 +1,8 @@
 """Claims of docs/semantics.md that no other test makes, checked on a real mount.
 
-The known gaps listed there are tested as the behaviour they describe (e.g. a
-directory's mode does not last): when one is fixed, its test fails and the page
-gets updated with it.
+What the page says b2fs does not provide is tested as the behaviour it describes
+(EOPNOTSUPP, ENOTSUP...): when one is provided, its test fails and the page gets
+updated with it. The POSIX rules themselves are tests/posix's.
 """
 
 from __future__ import annotations

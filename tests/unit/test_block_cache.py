@@ -8,7 +8,7 @@ from b2fs.cache.blocks import BlockCache
 
 
 def test_keeps_within_budget_evicting_least_recently_used(tmp_path):
-    cache = BlockCache(tmp_path, budget=3000, block_size=1000)
+    cache = BlockCache(tmp_path, budget=3000, block_size=1000, small_max=0)  # files
     cache.open()
     for i in range(3):
         assert cache.put("file", i, bytes([i]) * 1000)
@@ -17,12 +17,12 @@ def test_keeps_within_budget_evicting_least_recently_used(tmp_path):
     assert cache.get("file", 1) is None  # the least recently used went
     assert cache.get("file", 0) is not None and cache.get("file", 3) is not None
     assert cache.used == 3000
-    files = [p for p in (tmp_path / "blocks-1000").rglob("*") if p.is_file()]
+    files = [p for p in (tmp_path / "blocks-1000").rglob("*.?") if p.is_file()]
     assert len(files) == 3 and sum(p.stat().st_size for p in files) == 3000
 
 
 def test_index_is_rebuilt_from_disk_in_recency_order(tmp_path):
-    cache = BlockCache(tmp_path, budget=10_000, block_size=1000)
+    cache = BlockCache(tmp_path, budget=10_000, block_size=1000, small_max=0)
     cache.open()
     for i in range(4):
         cache.put("f", i, b"x" * 1000)
@@ -30,7 +30,7 @@ def test_index_is_rebuilt_from_disk_in_recency_order(tmp_path):
         os.utime(path, (1000 + i, 1000 + i))
     (tmp_path / "blocks-1000" / "ab").mkdir(exist_ok=True)
     (tmp_path / "blocks-1000" / "ab" / "leftover.0.tmp").write_bytes(b"partial")
-    again = BlockCache(tmp_path, budget=2000, block_size=1000)
+    again = BlockCache(tmp_path, budget=2000, block_size=1000, small_max=0)
     again.open()  # over budget now: the oldest two go
     assert again.used == 2000
     assert not (tmp_path / "blocks-1000" / "ab" / "leftover.0.tmp").exists()
@@ -38,7 +38,7 @@ def test_index_is_rebuilt_from_disk_in_recency_order(tmp_path):
 
 
 def test_a_short_block_is_never_served(tmp_path):
-    cache = BlockCache(tmp_path, budget=10_000, block_size=1000)
+    cache = BlockCache(tmp_path, budget=10_000, block_size=1000, small_max=0)
     cache.open()
     cache.put("f", 0, b"y" * 1000)
     path = next((tmp_path / "blocks-1000").rglob("*.0"))
@@ -58,7 +58,7 @@ def test_an_unwritable_directory_disables_the_cache_not_reads(tmp_path):
 
 
 def test_a_full_disk_degrades_to_uncached(small_tmpfs, caplog):
-    cache = BlockCache(small_tmpfs("256k"), budget=10 << 20, block_size=65536)
+    cache = BlockCache(small_tmpfs("256k"), budget=10 << 20, block_size=65536, small_max=0)
     cache.open()
     results = [cache.put("f", i, b"q" * 65536) for i in range(8)]
     assert results[0] is True and results[-1] is False
@@ -70,3 +70,24 @@ def test_directory_is_private(tmp_path):
     cache = BlockCache(tmp_path, budget=10, block_size=1000)
     cache.open()
     assert oct(os.stat(tmp_path / "blocks-1000").st_mode & 0o777) == oct(0o700)
+
+
+def test_small_blocks_are_rows_kept_by_recency_across_restarts(tmp_path):
+    """Blocks up to small_max live in small.sqlite: same budget, LRU and rebuild as files."""
+    cache = BlockCache(tmp_path, budget=10_000, block_size=1000)
+    cache.open()
+    for i in range(4):
+        assert cache.put("f", i, bytes([65 + i]) * 1000)
+    assert not [p for p in (tmp_path / "blocks-1000").rglob("f*") if p.is_file()]
+    assert [p.name for p in (tmp_path / "blocks-1000").iterdir() if p.is_file()][0].startswith(
+        "small.sqlite"
+    )
+    assert cache.get("f", 1) == b"B" * 1000  # used again: the newest now
+    assert cache.read_range("f", 2, 10, 5) == b"C" * 5
+    assert cache.get("f", 3, expected_size=999) is None  # not what is expected: dropped
+    assert cache.link("f", "copy", 1) and cache.get("copy", 1) == b"B" * 1000
+    cache.small.close()
+    again = BlockCache(tmp_path, budget=2000, block_size=1000)
+    again.open()  # over budget: the oldest rows go (by when they were written this session)
+    assert [again.get("f", i) is not None for i in range(4)] == [False, False, True, False]
+    assert again.get("copy", 1) == b"B" * 1000 and again.used == 2000
