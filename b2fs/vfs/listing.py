@@ -158,8 +158,10 @@ class Listings:
         """Bring one file's entry of a cached listing up to date with B2 (one class C call,
         however large the directory); False when the listing is not cached or is being
         fetched (nothing to patch: the next fetch sees the change)."""
-        if self.cached(prefix) is None or prefix in self._pending:
+        listing = self.cached(prefix)
+        if listing is None or prefix in self._pending:
             return False
+        before = listing.entries.get(name)
         files, _ = await self.client.list_file_names_page(
             self.bucket_id, prefix=stored, start_file_name=stored, max_file_count=1
         )
@@ -167,8 +169,8 @@ class Listings:
         if listing is None or prefix in self._pending:
             return False
         old = listing.entries.get(name)
-        if old is not None and old.kind is Kind.DIR:
-            return True  # a directory of that name shadows the file anyway
+        if old is not before or (old is not None and old.kind is Kind.DIR):
+            return True  # this mount changed it meanwhile (newer); or a directory shadows it
         f = files[0] if files and files[0].file_name == stored else None
         entry = self._file_entry(prefix, stored[len(prefix) :], f) if f is not None else None
         if entry is None or entry.name != name:
