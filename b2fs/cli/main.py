@@ -23,6 +23,8 @@ COMMANDS = {
     "bucket": "bucket",
     "key": "key",
     "encryption": "encryption",
+    "versions": "versions",
+    "restore": "restore",
 }
 
 

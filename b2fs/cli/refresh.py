@@ -62,9 +62,12 @@ def run(args: Any) -> int:
         return 1
     mountpoint, rel = found
     try:
-        answer = ask(mountpoint, {"op": "refresh", "path": rel}, timeout=300)
+        answer = next(iter(ask(mountpoint, {"op": "refresh", "path": rel}, timeout=300)), None)
     except OSError as e:
         print(f"b2fs: {mountpoint} does not answer ({e.strerror or e})", file=sys.stderr)
+        return 1
+    if answer is None:
+        print(f"b2fs: {mountpoint} closed the connection without an answer", file=sys.stderr)
         return 1
     if "error" in answer:
         print(f"b2fs: refresh {args.path}: {answer['error']}", file=sys.stderr)

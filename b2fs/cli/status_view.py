@@ -88,7 +88,11 @@ def screen(status: dict[str, Any], prices: Prices, width: int = 80, rows: int | 
     warnings wrapped onto more lines instead of cut (the one-shot ``b2fs status``)."""
     m = status["mount"]
     tail = f", up {duration(m['uptime'])} (pid {m['pid']})" + (
-        ", read-only" if m["read_only"] else ""
+        f", as at {m['version_at']}"
+        if m.get("version_at")
+        else ", read-only"
+        if m["read_only"]
+        else ""
     )
     stamp = "  " + time.strftime("%H:%M:%S") if clock else ""
     room = width - len(m["source"]) - len(" on ") - len(tail) - len(stamp)

@@ -5,6 +5,8 @@ first, then inode numbers, names and handles, by position as pyfuse3 passes
 them) and names the file the way logs may: its path below the mount root, or
 in an encrypted mount its stored B2 name (log files hold no plaintext names).
 It never fails: an unknown inode or handle gives what is known ("inode 42").
+Inodes and handles of the versions view are named by their path in it (in an
+encrypted mount: the stored name of the file or directory they are about).
 """
 
 from __future__ import annotations
@@ -42,7 +44,13 @@ def _paths(op: str, args: tuple[Any, ...]) -> list[str]:
     fs = ops.fs
     out: list[str] = []
     pending: str | None = None
+    in_view = False  # the last inode was the versions view's: a name after it is in there
     for kind, value in zip(spec, values, strict=False):
+        if kind == "n" and in_view:
+            if not fs.ns.names.encrypted:
+                out[-1] += "/" + os.fsdecode(value)
+            in_view = False
+            continue
         if kind == "n":
             name = os.fsdecode(value)
             parent = pending if pending is not None else ""
@@ -52,6 +60,11 @@ def _paths(op: str, args: tuple[Any, ...]) -> list[str]:
         if pending is not None:
             out.append(_show(fs, pending))
         pending = None
+        view = getattr(ops, "versions", None)
+        in_view = view is not None and view.owns(value)
+        if in_view:
+            out.append(_in_view(fs, view, value, kind))
+            continue
         if kind == "i":
             node = _node(fs, value)
             if node is None:
@@ -71,6 +84,20 @@ def _node(fs: Any, ino: int) -> Any:
         return fs.inodes.get(ino)
     except Exception:
         return None
+
+
+def _in_view(fs: Any, view: Any, number: int, kind: str) -> str:
+    if kind == "i":
+        node = view.nodes.find(number)
+    else:
+        handle = (view.files if kind == "h" else view.dirs).get(number)
+        node = handle.node if handle is not None else None
+    if node is None:
+        return f"{view.name}: {'inode' if kind == 'i' else 'handle'} {number}"
+    if not fs.ns.names.encrypted:
+        return f"{view.name}/{node.path}"
+    about = node.path.rpartition("/")[0] if node.kind.name != "DIR" else node.path
+    return f"{view.name}: {_show(fs, about)}"
 
 
 def _show(fs: Any, path: str) -> str:

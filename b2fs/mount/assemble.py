@@ -22,6 +22,11 @@ from b2fs.cache.blocks import BlockCache
 from b2fs.fs.attrs import AttrMaker
 from b2fs.fs.kernel_cache import KernelCache
 from b2fs.fs.operations import Operations
+from b2fs.history.listing import VersionListings
+from b2fs.history.past import PastListings
+from b2fs.history.service import HistoryService
+from b2fs.history.times import parse_time
+from b2fs.history.view import VersionsView
 from b2fs.mount.options import MountOptions
 from b2fs.mount.source import Source
 from b2fs.posix.entries import Defaults
@@ -46,6 +51,8 @@ class Mount:
     cache: BlockCache
     listings: Listings
     writeback: Any = None
+    versions: Any = None  # b2fs.history.view.VersionsView (None: -o noversions)
+    history: Any = None  # b2fs.history.service.HistoryService (b2fs versions, b2fs restore)
     sync: Any = None  # b2fs.sync.Sync: the change log, when the mount has one
     kernel: KernelCache = field(default_factory=KernelCache)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -87,11 +94,23 @@ class Mount:
         if self.sync is None:
             from b2fs.vfs.refresh import Refresher
 
-            refresher = Refresher(self.fs)
+            refresher = Refresher(self.fs, [self.history.listings] if self.history else [])
             self.kernel.forget(refresher.forget(path))
             await refresher.reread(path)
             return {}
         return await self.sync.refresh(path)
+
+    async def refresh_request(self, request: dict[str, Any], send: Any) -> None:
+        """The control socket's ``refresh`` request (``b2fs refresh``)."""
+        await send(await self.refresh(str(request.get("path", ""))))
+
+    def restored(self, paths: list[str]) -> None:
+        """``b2fs restore`` changed these paths in B2: the kernel forgets them, and the other
+        mounts hear of them (as trees: each is forgotten with what is below it)."""
+        self.operations.invalidate(paths)
+        if self.sync is not None:
+            for path in paths:
+                self.sync.feed.tree(path)
 
     def status(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -102,6 +121,8 @@ class Mount:
         }
         if self.writeback is not None:
             out["writeback"] = self.writeback.status()
+        if self.versions is not None:
+            out["versions_view"] = self.versions.status()
         if self.sync is not None:
             out["sync"] = self.sync.status()
             if "writeback" in out:
@@ -128,15 +149,19 @@ async def assemble(client: Any, bucket: Any, source: Source, cache_dir: str, opt
         max_request=opts.max_request,
         concurrency=opts.download_concurrency,
     )
-    listings = Listings(
-        client,
-        bucket.bucket_id,
-        root=source.prefix,
-        names=names,
-        content=content,
-        ttl=opts.dir_cache_time,
-        hidden=frozenset({source.prefix + VAULT_NAME, f"{source.prefix}{CHANGES_DIR}/"}),
-    )
+    listing_args: dict[str, Any] = {
+        "root": source.prefix,
+        "names": names,
+        "content": content,
+        "ttl": opts.dir_cache_time,
+        "hidden": frozenset({source.prefix + VAULT_NAME, f"{source.prefix}{CHANGES_DIR}/"}),
+    }
+    if opts.version_at is not None:  # a mount of the past (read-only)
+        listings: Listings = PastListings(
+            client, bucket.bucket_id, at_ms=parse_time(opts.version_at), **listing_args
+        )
+    else:
+        listings = Listings(client, bucket.bucket_id, **listing_args)
     namespace = Namespace(listings, names, source.prefix)
     defaults = Defaults(opts.uid, opts.gid, opts.umask, opts.keep_attrs)
     fs = FileSystem(namespace, reader, defaults)
@@ -144,6 +169,13 @@ async def assemble(client: Any, bucket: Any, source: Source, cache_dir: str, opt
     attrs = AttrMaker(defaults, entry_timeout=opts.entry_timeout, attr_timeout=opts.attr_timeout,
                       negative_timeout=opts.negative_timeout)  # fmt: skip
     mount = Mount(Operations(fs, attrs), fs, reader, cache, listings)
+    history = VersionListings(client, bucket.bucket_id, **listing_args)
+    if opts.versions:
+        mount.versions = VersionsView(fs, history, shown=opts.show_versions)
+        mount.operations.versions = mount.versions
+    mount.history = HistoryService(fs=fs, client=client, bucket_id=bucket.bucket_id,
+                                   listings=history, view=mount.versions,
+                                   invalidate=mount.restored)  # fmt: skip
     remote = None
     if not opts.read_only:
         account = client.account
@@ -183,12 +215,14 @@ async def assemble(client: Any, bucket: Any, source: Source, cache_dir: str, opt
             part_size=max(account.recommended_part_size, 100 << 20),
         )
         changes = Changes(fs, wb, remote)
-    if opts.poll_interval > 0 or (remote is not None and opts.change_log):
+        mount.history.remote = remote  # restores copy through it
+        mount.history.can_delete = remote.can_delete
+    if opts.version_at is None and (opts.poll_interval > 0 or (remote and opts.change_log)):
         from b2fs.sync import Sync
 
         mount.sync = Sync(client, bucket.bucket_id, source.prefix, content, fs, remote=remote,
                           poll_interval=opts.poll_interval, change_log=opts.change_log,
-                          forget=mount.kernel.forget)  # fmt: skip
+                          forget=mount.kernel.forget, mirrors=[history])  # fmt: skip
     if remote is not None:
         if mount.sync is not None:
             changes.feed = mount.sync.feed

@@ -89,6 +89,14 @@ MEANINGS: dict[str, str] = {
     "keep_attrs": "store the mode, uid and gid of files and directories in B2 file info "
     "(`b2fs-mode`, `b2fs-uid`, `b2fs-gid`; a directory's in its marker); with `nokeep_attrs`, "
     "chmod/chown to other values than shown are EPERM",
+    "versions": "the versions view: a read-only directory `.b2fs-versions` at the mount root "
+    "with every version and deleted file of the tree (see [Old versions and deleted files]"
+    "(#old-versions-and-deleted-files)); `noversions` turns it off",
+    "show_versions": "list `.b2fs-versions` in the mount root (by default it is reachable by "
+    "name only, so `ls -a`, `find` and backups of the mount do not walk the history)",
+    "version_at": "mount the bucket as it was at this time (RFC 3339 such as "
+    "`2026-11-23T10:10:05Z`, or epoch seconds), read-only: each name shows the newest version "
+    "uploaded at or before it, unless it was deleted by then",
     "encrypt": "encrypt contents and names client-side with the vault at the mounted prefix "
     "(see docs/encryption.md)",
     "passphrase_file": "a 0600 file holding the vault's passphrase, for `encrypt` (see "
@@ -143,7 +151,7 @@ def _kind(name: str) -> str:
         return "flag"
     if name in _STRS:
         return {"realm": "URL", "proxy": "URL", "metrics": "[HOST:]PORT", "bwlimit": "rates",
-                "sse": "`b2`"}.get(name, "path")  # fmt: skip
+                "sse": "`b2`", "version_at": "time"}.get(name, "path")  # fmt: skip
     raise KeyError(f"mount option {name!r} has no parser kind in b2fs.mount.options")
 
 

@@ -88,6 +88,10 @@ class MountOptions:
     writeback_cache: bool = False  # the kernel's FUSE write-back cache (one machine's mount only)
     hard_delete: bool = False
     keep_attrs: bool = True  # persist mode/uid/gid in file info
+    # history (b2fs.history)
+    versions: bool = True  # the versions view at the mount root
+    show_versions: bool = False  # ... listed by readdir of the root (else reachable by name only)
+    version_at: str | None = None  # RFC 3339 or epoch seconds: the bucket as it was then (ro)
     # encryption
     encrypt: bool = False
     passphrase_file: str | None = None
@@ -142,6 +146,16 @@ class MountOptions:
             raise OptionError("sse takes b2 (SSE-B2); for SSE-C give sse_c_key_file")
         if self.sse and self.sse_c_key_file:
             raise OptionError("sse=b2 and sse_c_key_file are two kinds of encryption: choose one")
+        if self.version_at is not None:
+            from b2fs.history.times import TimeError, parse_time
+
+            try:
+                parse_time(self.version_at)
+            except TimeError as e:
+                raise OptionError(f"version_at: {e}") from None
+            self.read_only = True  # the past cannot be changed
+        if self.show_versions and not self.versions:
+            raise OptionError("show_versions lists the versions view, which noversions turns off")
 
 
 def metrics_address(text: str) -> tuple[str, int]:
@@ -165,10 +179,11 @@ _FLOATS = {
            "writeback_delay", "unmount_wait", "poll_interval"}  # fmt: skip
 _INTS = {"uid", "gid", "download_concurrency", "upload_concurrency", "connections"}
 _BOOLS = {"allow_other", "hard_delete", "keep_attrs", "encrypt", "foreground", "debug", "http2",
-          "nonempty", "sync_close", "writeback_cache", "change_log"}  # fmt: skip
+          "nonempty", "sync_close", "writeback_cache", "versions", "show_versions",
+          "change_log"}  # fmt: skip
 _STRS = {"cache_dir", "passphrase_file", "credentials", "realm", "local", "log_file", "bwlimit",
          "proxy", "ca_bundle", "client_cert", "client_key", "metrics", "sse",
-         "sse_c_key_file"}  # fmt: skip
+         "sse_c_key_file", "version_at"}  # fmt: skip
 _ALIASES = {"ro": ("read_only", "1"), "allow_root": ("allow_other", "1")}
 
 

@@ -36,7 +36,7 @@ from b2fs.fs import errno_map
 from b2fs.mount import sdnotify
 from b2fs.mount.allocator import keep_freed_memory
 from b2fs.mount.bwlimit import follow, parse_bwlimit
-from b2fs.mount.control import serve_status
+from b2fs.mount.control import serve_control
 from b2fs.mount.options import MountOptions, metrics_address
 from b2fs.mount.recent import RecentWarnings
 from b2fs.mount.source import Source
@@ -87,10 +87,12 @@ def check_mountpoint(path: str, nonempty: bool = False) -> str:
     return path
 
 
-def default_cache_dir(realm: str, source: Source) -> str:
+def default_cache_dir(realm: str, source: Source, past: bool = False) -> str:
+    """One per realm, bucket and prefix; mounts of the past (``version_at``) have their own,
+    so one can run beside the mount of the present."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     tag = hashlib.sha256(f"{realm}\0{source.bucket}\0{source.prefix}".encode()).hexdigest()[:12]
-    return os.path.join(base, "b2fs", f"{source.bucket}-{tag}")
+    return os.path.join(base, "b2fs", f"{source.bucket}-{tag}" + ("-past" if past else ""))
 
 
 def open_cache_dir(path: str) -> int:
@@ -234,7 +236,9 @@ async def serve(creds: Credentials, source: Source, mountpoint: str, opts: Mount
     from b2fs.mount.vault import VaultRefused, mount_codecs
     from b2fs.writeback.journal import JournalError
 
-    cache_dir = opts.cache_dir or default_cache_dir(creds.realm, source)
+    cache_dir = opts.cache_dir or default_cache_dir(
+        creds.realm, source, opts.version_at is not None
+    )
     keep_freed_memory()
     stop = _Stop()
     lock_fd = -1
@@ -262,8 +266,8 @@ async def serve(creds: Credentials, source: Source, mountpoint: str, opts: Mount
                         services.start_soon(follow, table, client)
                     if metrics is not None:
                         services.start_soon(metrics)
-                    await services.start(serve_status, mountpoint, report.status,
-                                         {"refresh": mount.refresh})  # fmt: skip
+                    await services.start(serve_control, mountpoint, report.status,
+                                         {**mount.history.handlers(), "refresh": mount.refresh_request})  # fmt: skip
                     await mount.start(services)
                     await _run_fuse(mount, source, mountpoint, opts, ready, stop)
                     with stop.drain:

@@ -77,6 +77,7 @@ class StatusReport:
             "started": self.started,
             "uptime": now - self.started,
             "read_only": self.opts.read_only,
+            "version_at": self.opts.version_at,  # a mount of the past: the time it shows
             "encrypted": self.opts.encrypt,
             "metrics": self.metrics_url,
         }

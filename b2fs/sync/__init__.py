@@ -17,7 +17,7 @@ its vault's key.  ``Sync`` puts the parts together for one mount.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import trio
@@ -35,7 +35,7 @@ log = logging.getLogger("b2fs.sync")
 class Sync:
     def __init__(self, client: Any, bucket_id: str, root: str, codec: Any, fs: Any, *,
                  remote: Any, poll_interval: float, change_log: bool,
-                 forget: Callable[[list[Any]], None]) -> None:  # fmt: skip
+                 forget: Callable[[list[Any]], None], mirrors: Sequence[Any] = ()) -> None:  # fmt: skip
         self.fs = fs
         self.forget = forget  # the kernel's caches (b2fs.fs.kernel_cache.KernelCache.forget)
         self.conflicts = Conflicts(fs.shown, remote.keep if remote is not None else set())
@@ -44,7 +44,7 @@ class Sync:
             self.writer = ChangeWriter(client, bucket_id, root, codec, can_delete=remote.can_delete)
             remote.on_kept = self._kept
         self.feed = MountFeed(self.writer, self.conflicts, fs.ns, client.server_time_millis)
-        self.refresher = Refresher(fs)
+        self.refresher = Refresher(fs, mirrors)  # mirrors: the versions view's listings
         self.poller = None
         if poll_interval > 0:
             self.poller = Poller(client, bucket_id, root, codec,

@@ -233,19 +233,22 @@ class Listings:
                     continue
                 else:
                     entry = self._file_entry(prefix, rel, f)
-                if entry is None:
-                    continue
-                old = entries.get(entry.name)
-                if old is not None:
-                    if old.kind is Kind.DIR and entry.kind is not Kind.DIR:
-                        self._warn(f.file_name, "a directory of the same name shadows this file")
-                        continue
-                    if entry.kind is Kind.DIR and old.kind is not Kind.DIR:
-                        self._warn(old.stored, "a directory of the same name shadows this file")
-                entries[entry.name] = entry
+                if entry is not None:
+                    self._put(entries, entry)
             if not start:
                 break
         return Listing(entries, fetched_at, has_marker, marker, marker_id)
+
+    def _put(self, entries: dict[str, Entry], entry: Entry) -> None:
+        """Add an entry; a directory shadows a file of the same name (with a warning)."""
+        old = entries.get(entry.name)
+        if old is not None:
+            if old.kind is Kind.DIR and entry.kind is not Kind.DIR:
+                self._warn(entry.stored, "a directory of the same name shadows this file")
+                return
+            if entry.kind is Kind.DIR and old.kind is not Kind.DIR:
+                self._warn(old.stored, "a directory of the same name shadows this file")
+        entries[entry.name] = entry
 
     def _decode(
         self, parent: str, segment: str, stored: str, long_info: dict[str, str] | None

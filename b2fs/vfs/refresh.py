@@ -22,12 +22,13 @@ below a path and read its listings again now.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from b2fs.posix.entries import Kind
 from b2fs.posix.paths import split
 from b2fs.vfs.filesystem import FileSystem
-from b2fs.vfs.listing import PAGE
+from b2fs.vfs.listing import PAGE, Listings
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +36,11 @@ Note = tuple[str, int, Any]  # ("entry", parent inode, name) or ("inode", inode,
 
 
 class Refresher:
-    def __init__(self, fs: FileSystem) -> None:
+    def __init__(self, fs: FileSystem, mirrors: Sequence[Listings] = ()) -> None:
         self.fs = fs
         self.ns = fs.ns
         self.listings = fs.ns.listings
+        self.mirrors = mirrors  # listings of the same prefixes kept elsewhere (the versions view)
         self.names_refreshed = 0
         self.listings_dropped = 0
 
@@ -131,7 +133,8 @@ class Refresher:
         parent, _ = split(path)
         self._drop(self.ns.stored_dir(parent))
         below = self.ns.stored_dir(path)
-        self.listings.invalidate_below(below)
+        for listings in (self.listings, *self.mirrors):
+            listings.invalidate_below(below)
         self.listings_dropped += 1
         self._entry_notes(path, notes)
         inside = path + "/"
@@ -141,7 +144,8 @@ class Refresher:
             notes.append(("inode", node.ino, False))
 
     def _drop_all(self, notes: list[Note]) -> None:
-        self.listings.invalidate()
+        for listings in (self.listings, *self.mirrors):
+            listings.invalidate()
         self.listings_dropped += 1
         self.fs.dir_times.clear()
         for node in self.fs.inodes.nodes_below(""):
@@ -150,6 +154,8 @@ class Refresher:
     # -- helpers -------------------------------------------------------------------------
 
     def _drop(self, prefix: str) -> None:
+        for mirror in self.mirrors:
+            mirror.invalidate(prefix)
         if self.listings.invalidate(prefix):
             self.listings_dropped += 1
 
