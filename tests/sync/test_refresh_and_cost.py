@@ -131,3 +131,21 @@ def test_a_change_in_a_large_directory_rereads_that_name_only(mount_factory, b2s
     after = b.status()
     assert after["listings"]["fetches"] == before["listings"]["fetches"]  # never read again
     assert after["sync"]["names_refreshed"] - before["sync"]["names_refreshed"] == 3
+
+
+def test_a_restore_shows_on_the_other_mount_and_the_log_not_in_the_versions_view(mount_factory):
+    from tests.sync.test_mounts_see_each_other import mounts
+
+    a, b = mounts(mount_factory, 2)
+    (a.path / "d").mkdir()
+    (a.path / "d" / "f").write_bytes(b"keep me")
+    settled(a)
+    seen(lambda: read(b.path / "d" / "f") == b"keep me", "the file on b")
+    os.unlink(a.path / "d" / "f")
+    settled(a)
+    seen(lambda: not (b.path / "d" / "f").exists(), "the unlink on b")
+    r = subprocess.run([sys.executable, "-m", "b2fs", "restore", str(a.path / "d" / "f")],
+                       env=a.env(), capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    seen(lambda: read(b.path / "d" / "f") == b"keep me", "the restored file on b")
+    assert ".b2fs" not in os.listdir(a.path / ".b2fs-versions")
