@@ -19,6 +19,7 @@ COMMANDS = {
     "serve": "serve",
     "mount": "mount",
     "status": "status",
+    "refresh": "refresh",
     "bucket": "bucket",
     "key": "key",
     "encryption": "encryption",

@@ -102,6 +102,7 @@ def screen(status: dict[str, Any], prices: Prices, width: int = 80, rows: int | 
     queue = _queue_lines(status, width, wrap)
     rest = (
         _cache_lines(status)
+        + _sync_lines(status)
         + _api_lines(status)
         + _cost_lines(status, prices)
         + _network_lines(status)
@@ -194,6 +195,26 @@ def streamed(blocks: int) -> str:
     return f", {blocks:,} blocks not kept" if blocks else ""
 
 
+def _sync_lines(status: dict[str, Any]) -> list[str]:
+    """The change log: polls of the other mounts' records, this mount's records, conflicts."""
+    s = status.get("sync")
+    if s is None:
+        return ["other mounts: no change log (their changes show after dir_cache_time)"]
+    poll, log = s.get("poll"), s.get("log")
+    if poll is None:
+        parts = ["not polled"]
+    elif poll.get("last_error"):
+        parts = [f"polling FAILS ({poll['last_error']})"]
+    else:
+        ago = poll["last_poll_ago"]
+        parts = [f"polled every {poll['poll_interval']:g}s"
+                 + (f" (last {duration(ago)} ago)" if ago is not None else "")]  # fmt: skip
+    if poll is not None:
+        parts.append(f"{poll['records_read']:,} record(s) read")
+    parts.append(f"{log['records_written']:,} written" if log else "none written")
+    return [f"other mounts: {', '.join(parts)}; conflicts: {s['conflicts']}"]
+
+
 def _classes(classes: dict[str, int]) -> str:
     return "  ".join(f"{c} {classes.get(c, 0):,}" for c in CLASSES)
 
@@ -269,6 +290,8 @@ def plain_line(status: dict[str, Any], prices: Prices) -> str:
         parts.append(f"pending {len(wb['pending'])} ({size(wb['pending_bytes'])}), "
                      f"uploading {running}, done {wb['uploads_done']}, "
                      f"failed attempts {wb['uploads_failed']}")  # fmt: skip
+        if wb.get("conflicts"):
+            parts.append(f"conflicts {wb['conflicts']}")
     parts.append(f"up {size(last['bytes_uploaded'] / seconds)}/s, "
                  f"down {size(last['bytes_downloaded'] / seconds)}/s")  # fmt: skip
     parts.append(f"calls/min {_classes(last['classes'])}")

@@ -37,6 +37,7 @@ from b2fs.codec.errors import (
     WrongPassphrase,
 )
 from b2fs.codec.names import (
+    CHANGES_DIR,
     LONG_INFO_KEY,
     MARKER,
     VAULT_NAME,
@@ -73,6 +74,7 @@ def plain_codecs() -> tuple[PlainContentCodec, PlainNameCodec, PlainStagingCodec
 __all__ = [
     "HEADER_INFO_KEY",
     "LONG_INFO_KEY",
+    "CHANGES_DIR",
     "MARKER",
     "VAULT_NAME",
     "Argon2idParams",

@@ -27,6 +27,7 @@ SEGMENT_MAX = 250  # bytes of one stored segment (B2's own limit, which b2fs kee
 NAME_MAX = 255  # bytes of a name (POSIX NAME_MAX), for encrypted names
 MARKER = ".bzEmpty"  # directory marker leaf, in every directory, never encrypted
 VAULT_NAME = ".b2fs-vault"  # the vault object, at the root of the mounted prefix
+CHANGES_DIR = ".b2fs"  # the change log's folder (b2fs.sync), at the root of the mounted prefix
 LONG_INFO_KEY = "b2fs-n"  # file info key holding the full encrypted name of a stub
 STUB_MARK = "~"  # not in the base64url alphabet: a stub is never a normal encoding
 STUB_LEN = len(STUB_MARK) + b64.encoded_len(hashlib.sha256().digest_size)  # 44
@@ -57,8 +58,9 @@ class NameCodec(Protocol):
 
 
 def is_reserved(parent_stored: str, segment: str) -> bool:
-    """A stored segment the mount hides: the marker anywhere, the vault at the root."""
-    return segment == MARKER or (parent_stored == "" and segment == VAULT_NAME)
+    """A stored segment the mount hides: the marker anywhere, the vault and the change log's
+    folder at the root."""
+    return segment == MARKER or (parent_stored == "" and segment in (VAULT_NAME, CHANGES_DIR))
 
 
 def _check(name: str) -> bytes:

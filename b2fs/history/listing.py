@@ -99,6 +99,8 @@ class VersionListings(Listings):
         async for stored, folder, versions in grouped(self.client, self.bucket_id, prefix,
                                                       delimiter="/"):  # fmt: skip
             rel = stored[len(prefix) :]
+            if stored in self.hidden:  # the vault, the change log's folder
+                continue
             if folder is not None:
                 entry = await self._folder_entry(prefix, rel[:-1], folder)
                 if entry is not None:
@@ -106,8 +108,6 @@ class VersionListings(Listings):
                 continue
             if rel == DIR_MARKER:
                 out.markers = [Version.of(f, 0) for f in versions]
-                continue
-            if stored in self.hidden:
                 continue
             kept = self._versions(prefix, rel, versions)
             if kept is not None:

@@ -44,7 +44,8 @@ class PastListings(Listings):
                                                       delimiter="/"):  # fmt: skip
             rel = stored[len(prefix) :]
             if folder is not None:
-                folders.append((rel[:-1], folder))
+                if stored not in self.hidden:  # the change log's folder
+                    folders.append((rel[:-1], folder))
                 continue
             shown = visible_at(versions, self.at_ms)
             if shown is None or stored in self.hidden:

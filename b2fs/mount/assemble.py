@@ -2,10 +2,11 @@
 
 ``assemble`` builds every part of a mount from an authorized client, its
 bucket and its codecs (plain, or the vault's: ``mount.vault``); the
-returned ``Mount`` is started in the mount's service nursery (uploads),
-attached to the request nursery (downloads started by reads), and stopped
-after the FUSE loop ends (pending uploads get ``unmount_wait`` seconds,
-with progress in the log).
+returned ``Mount`` is started in the mount's service nursery (uploads, the
+change log's writer), its FUSE tasks (the change log's poller, the kernel's
+cache notifications) in the FUSE loop's nursery, and it is stopped after the
+FUSE loop ends (pending uploads get ``unmount_wait`` seconds, with progress
+in the log, then the last change records are written).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import trio
 
 from b2fs.cache.blocks import BlockCache
 from b2fs.fs.attrs import AttrMaker
+from b2fs.fs.kernel_cache import KernelCache
 from b2fs.fs.operations import Operations
 from b2fs.history.listing import VersionListings
 from b2fs.history.past import PastListings
@@ -51,6 +53,8 @@ class Mount:
     writeback: Any = None
     versions: Any = None  # b2fs.history.view.VersionsView (None: -o noversions)
     history: Any = None  # b2fs.history.service.HistoryService (b2fs versions, b2fs restore)
+    sync: Any = None  # b2fs.sync.Sync: the change log, when the mount has one
+    kernel: KernelCache = field(default_factory=KernelCache)
     extra: dict[str, Any] = field(default_factory=dict)
 
     async def start(self, services: trio.Nursery) -> None:
@@ -59,10 +63,54 @@ class Mount:
         self.reader.attach(services)
         if self.writeback is not None:
             await self.writeback.start(services)
+        if self.sync is not None:
+            self.sync.start(services)
+
+    def start_fuse(self, nursery: trio.Nursery) -> None:
+        """Tasks that tell the kernel things: they run in the FUSE loop's nursery, so they end
+        before the kernel session is closed."""
+        nursery.start_soon(self.kernel.run)
+        if self.sync is not None:
+            self.sync.start_polling(nursery)
 
     async def stop(self, wait: float) -> None:
         if self.writeback is not None:
             await self.writeback.drain(wait)
+        if self.sync is not None:
+            await self.sync.stop()
+
+    async def refresh(self, path: str) -> dict[str, Any]:
+        """``b2fs refresh``: what other mounts and tools changed at and below ``path``, now."""
+        import unicodedata
+
+        from b2fs.posix.errors import InvalidArgument
+
+        segments = [p for p in str(path).split("/") if p not in ("", ".")]
+        if ".." in segments:
+            raise InvalidArgument(f"{path!r}: a path below the mountpoint has no '..'")
+        path = "/".join(segments)
+        if self.fs.ns.names.encrypted:  # as the mount stores (and is asked for) names
+            path = unicodedata.normalize("NFC", path)
+        if self.sync is None:
+            from b2fs.vfs.refresh import Refresher
+
+            refresher = Refresher(self.fs, [self.history.listings] if self.history else [])
+            self.kernel.forget(refresher.forget(path))
+            await refresher.reread(path)
+            return {}
+        return await self.sync.refresh(path)
+
+    async def refresh_request(self, request: dict[str, Any], send: Any) -> None:
+        """The control socket's ``refresh`` request (``b2fs refresh``)."""
+        await send(await self.refresh(str(request.get("path", ""))))
+
+    def restored(self, paths: list[str]) -> None:
+        """``b2fs restore`` changed these paths in B2: the kernel forgets them, and the other
+        mounts hear of them (as trees: each is forgotten with what is below it)."""
+        self.operations.invalidate(paths)
+        if self.sync is not None:
+            for path in paths:
+                self.sync.feed.tree(path)
 
     def status(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -75,12 +123,16 @@ class Mount:
             out["writeback"] = self.writeback.status()
         if self.versions is not None:
             out["versions_view"] = self.versions.status()
+        if self.sync is not None:
+            out["sync"] = self.sync.status()
+            if "writeback" in out:
+                out["writeback"]["conflicts"] = self.sync.conflicts.count
         return out
 
 
 async def assemble(client: Any, bucket: Any, source: Source, cache_dir: str, opts: MountOptions,
                    codecs: tuple[Any, Any, Any] | None = None) -> Mount:  # fmt: skip
-    from b2fs.codec import VAULT_NAME, plain_codecs
+    from b2fs.codec import CHANGES_DIR, VAULT_NAME, plain_codecs
     from b2fs.fs import errno_map
 
     content, names, staging = codecs or plain_codecs()
@@ -103,7 +155,7 @@ async def assemble(client: Any, bucket: Any, source: Source, cache_dir: str, opt
         "names": names,
         "content": content,
         "ttl": opts.dir_cache_time,
-        "hidden": frozenset({source.prefix + VAULT_NAME}),
+        "hidden": frozenset({source.prefix + VAULT_NAME, f"{source.prefix}{CHANGES_DIR}/"}),
     }
     if opts.version_at is not None:  # a mount of the past (read-only)
         listings: Listings = PastListings(
@@ -124,7 +176,8 @@ async def assemble(client: Any, bucket: Any, source: Source, cache_dir: str, opt
         mount.operations.versions = mount.versions
     mount.history = HistoryService(fs=fs, client=client, bucket_id=bucket.bucket_id,
                                    listings=history, view=mount.versions,
-                                   invalidate=mount.operations.invalidate)  # fmt: skip
+                                   invalidate=mount.restored)  # fmt: skip
+    remote = None
     if not opts.read_only:
         account = client.account
         journal = Journal(
@@ -165,6 +218,15 @@ async def assemble(client: Any, bucket: Any, source: Source, cache_dir: str, opt
         changes = Changes(fs, wb, remote)
         mount.history.remote = remote  # restores copy through it
         mount.history.can_delete = remote.can_delete
+    if opts.version_at is None and (opts.poll_interval > 0 or (remote and opts.change_log)):
+        from b2fs.sync import Sync
+
+        mount.sync = Sync(client, bucket.bucket_id, source.prefix, content, fs, remote=remote,
+                          poll_interval=opts.poll_interval, change_log=opts.change_log,
+                          forget=mount.kernel.forget, mirrors=[history])  # fmt: skip
+    if remote is not None:
+        if mount.sync is not None:
+            changes.feed = mount.sync.feed
         await changes.replay()
         mount.operations.changes = changes
         mount.writeback = wb

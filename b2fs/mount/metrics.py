@@ -79,6 +79,7 @@ class StatusCollector(Collector):
         yield from _reads(s["reader"])
         yield from _cache(s["cache"], s["reader"])
         yield from _uploads(s.get("writeback"))
+        yield from _sync(s.get("sync"))
         yield from _mount(s)
 
 
@@ -159,6 +160,24 @@ def _uploads(wb: dict[str, Any] | None) -> Iterator[Metric]:
     moved.add_metric(["copied"], wb["bytes_copied"])
     yield moved
     yield _counter("b2fs_conflicts", "files changed both here and elsewhere", wb["conflicts"])
+
+
+def _sync(sync: dict[str, Any] | None) -> Iterator[Metric]:
+    """The change log (b2fs.sync): polls and records of the other mounts, this mount's records."""
+    poll = (sync or {}).get("poll")
+    if poll is not None:
+        yield _counter(
+            "b2fs_change_polls", "polls of the other mounts' change records", poll["polls"]
+        )
+        yield _counter("b2fs_change_poll_failures", "polls that failed", poll["poll_failures"])
+        yield _counter("b2fs_change_records_read", "change records of other mounts read",
+                       poll["records_read"])  # fmt: skip
+        yield _counter("b2fs_changes_applied", "changes made elsewhere this mount forgot its "
+                       "caches of", poll["changes_applied"])  # fmt: skip
+    written = (sync or {}).get("log")
+    if written is not None:
+        yield _counter("b2fs_change_records_written", "change records this mount wrote",
+                       written["records_written"])  # fmt: skip
 
 
 def _mount(s: dict[str, Any]) -> Iterator[Metric]:

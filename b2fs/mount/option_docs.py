@@ -39,7 +39,16 @@ MEANINGS: dict[str, str] = {
     "read_only": "a read-only mount (`ro`); the key then needs only `listFiles` and `readFiles`. "
     "`rw` turns it off",
     "dir_cache_time": "how long a directory listing from B2 is reused: changes made by other "
-    "mounts or tools show up after at most this long",
+    "tools (and by b2fs mounts when `poll_interval` is 0) show up after at most this long",
+    "poll_interval": "how often the mount reads the change records of the other b2fs mounts "
+    "of the same bucket and prefix and forgets what they changed (listings, attributes, the "
+    "kernel's caches): one class C call when nothing changed, whatever the tree size; 0: "
+    "never (their changes then show after `dir_cache_time`). See "
+    "[many mounts of one bucket](#many-mounts-of-one-bucket)",
+    "change_log": "write a record of each change this mount makes in B2 under "
+    "`PREFIX.b2fs/changes/` (batched, at most one a second; class A, free on B2; deleted after "
+    "an hour), so the other mounts' polls see it; `nochange_log`: they see it after their "
+    "`dir_cache_time`",
     "attr_timeout": "how long the kernel keeps attributes without asking again",
     "entry_timeout": "how long the kernel keeps a name it looked up",
     "negative_timeout": "how long the kernel keeps a name it found missing",

@@ -64,6 +64,9 @@ class MountOptions:
     attr_timeout: float = 1.0  # kernel attribute cache
     entry_timeout: float = 1.0  # kernel positive dentry cache
     negative_timeout: float = 1.0  # kernel negative dentry cache
+    # other mounts of the same prefix (b2fs.sync)
+    poll_interval: float = 10.0  # read their change records this often (0: never)
+    change_log: bool = True  # write change records of this mount's changes for them
     # reads and the block cache
     block_size: int = 1 << 20
     cache_size: int = 1 << 30
@@ -130,6 +133,8 @@ class MountOptions:
             raise OptionError("umask must be an octal number up to 777")
         if self.passphrase_file and not self.encrypt:
             raise OptionError("passphrase_file is only used with -o encrypt")
+        if not 0 <= self.poll_interval <= 3000:
+            raise OptionError("poll_interval is seconds from 0 (off) to 3000")
         if self.connections < 1:
             raise OptionError("connections must be at least 1")
         if self.client_key and not self.client_cert:
@@ -176,10 +181,11 @@ _SIZES = {"block_size", "cache_size", "memory_cache", "max_readahead", "max_requ
 _FLOATS = {
     "io_timeout",
 "dir_cache_time", "attr_timeout", "entry_timeout", "negative_timeout",
-           "writeback_delay", "unmount_wait"}  # fmt: skip
+           "writeback_delay", "unmount_wait", "poll_interval"}  # fmt: skip
 _INTS = {"uid", "gid", "download_concurrency", "upload_concurrency", "connections"}
 _BOOLS = {"allow_other", "hard_delete", "keep_attrs", "encrypt", "foreground", "debug", "http2",
-          "nonempty", "sync_close", "writeback_cache", "versions", "show_versions"}  # fmt: skip
+          "nonempty", "sync_close", "writeback_cache", "versions", "show_versions",
+          "change_log"}  # fmt: skip
 _STRS = {"cache_dir", "passphrase_file", "credentials", "realm", "local", "log_file", "bwlimit",
          "proxy", "ca_bundle", "client_cert", "client_key", "metrics", "sse",
          "sse_c_key_file", "version_at", "cache_admit"}  # fmt: skip

@@ -267,7 +267,7 @@ async def serve(creds: Credentials, source: Source, mountpoint: str, opts: Mount
                     if metrics is not None:
                         services.start_soon(metrics)
                     await services.start(serve_control, mountpoint, report.status,
-                                         mount.history.handlers())  # fmt: skip
+                                         {**mount.history.handlers(), "refresh": mount.refresh_request})  # fmt: skip
                     await mount.start(services)
                     await _run_fuse(mount, source, mountpoint, opts, ready, stop)
                     with stop.drain:
@@ -385,6 +385,7 @@ async def _run_fuse(mount: Any, source: Source, mountpoint: str, opts: MountOpti
     try:
         async with trio.open_nursery() as requests:  # the FUSE loop's own tasks
             log.info("mounted %s on %s", source, mountpoint)
+            mount.start_fuse(requests)
             ready()
             sdnotify.ready(f"mounted {source} on {mountpoint}")
             stop.fuse_running = True

@@ -22,6 +22,7 @@ from b2fs.posix.entries import Defaults, Entry, Kind
 from b2fs.posix.errors import FsError, NotADirectory, NotPermitted
 from b2fs.posix.fileinfo import Attrs, read_info
 from b2fs.posix.paths import DIR_MARKER, check_key, check_length, check_new_segment, join, split
+from b2fs.vfs.feed import ChangeFeed, NoFeed
 from b2fs.vfs.filesystem import FileSystem
 from b2fs.vfs.inodes import Node
 from b2fs.vfs.listing import Listing
@@ -38,6 +39,7 @@ class ChangeBase:
         self.remote = remote
         self.defaults: Defaults = fs.defaults
         self.journal = wb.journal
+        self.feed: ChangeFeed = NoFeed()  # the change log's hooks (b2fs.sync), when it has one
         wb.on_uploaded = self._uploaded
         wb.remove_name = remote.remove
         wb.delete_version = remote.delete_version if remote.can_delete else None
@@ -118,7 +120,9 @@ class ChangeBase:
                   entry.ctime_ns, entry.rdev)  # fmt: skip
         if truncate:
             a.mtime_ns = a.ctime_ns = time.time_ns()
-        return self.wb.new(node.path, stored, long_info, a, base=None if truncate else entry)
+        d = self.wb.new(node.path, stored, long_info, a, base=None if truncate else entry)
+        self.feed.based(d, entry)
+        return d
 
     def _settle(self, d: DirtyFile) -> None:
         """A change with no open writer: journal it and queue the upload."""
@@ -181,12 +185,19 @@ class ChangeBase:
     def _patch(self, dir_path: str, name: str, entry: Entry | None) -> None:
         self.ns.listings.patch(self.ns.stored_dir(dir_path), name, entry)
 
+    def _listed(self, dir_path: str, name: str) -> Entry | None:
+        """What the cached listing of ``dir_path`` shows at ``name`` (None: nothing, or not
+        cached)."""
+        listing = self._listing(dir_path)
+        return listing.entries.get(name) if listing is not None else None
+
     def _has_remote(self, dir_path: str, name: str) -> bool:
         listing = self._listing(dir_path)
         return listing is None or name in listing.entries
 
     def _uploaded(self, d: DirtyFile, version: Any) -> None:
         """The write-back put a pending version in B2: the listings show it from now on."""
+        self.feed.uploaded(d, version)
         parent, name = split(d.path)
         if d.kind is Kind.DIR:
             stored_dir = d.record.stored[: -len(DIR_MARKER)]

@@ -61,6 +61,7 @@ class DirChanges(ChangeBase):
             await self.wb.discard(marker)
         if remote_marker:
             await self.remote.delete_marker(stored_dir)
+            self.feed.tree(path)
         self._patch(parent.path, name, None)
         self.ns.listings.invalidate(stored_dir)
         self.fs.inodes.unlinked(path)

@@ -75,10 +75,11 @@ class Exchanges(Renames):
         op = self.journal.add_op("exchange", {"copies": planned}) if planned else None
         versions = [await self._copy(c) for c in planned]
         moves = []
-        for d, path in ((da, b), (db, a)):
+        for d, path, replaced in ((da, b, eb), (db, a, ea)):
             if d is not None:
                 d.record.ctime_ns = now
                 moves.append((d, path, *self.ns.encode(path)))
+                self.feed.based(d, replaced)
         self.wb.move_many(moves)
         for d in (da, db):
             if d is not None:
@@ -88,6 +89,7 @@ class Exchanges(Renames):
         for (e, _, _, path), version in zip(copies, versions, strict=True):
             parent, name = split(path)
             self._patch(parent, name, remote_entry(name, version, e.size))
+            self.feed.put(path, version)
 
     async def _copy(self, c: dict[str, Any]) -> Any:
         return await self.remote.copy(c["file_id"], c["dst"], c["info"], size=c["size"],
@@ -113,6 +115,8 @@ class Exchanges(Renames):
                     pending.append((d, moved, *self._stored_for(d, moved)))
         self.wb.move_many(pending)
         await self._dir_steps(op, args)
+        self.feed.tree(a)
+        self.feed.tree(b)
         for stored in (sa, sb, tmp):
             self.ns.listings.invalidate_below(stored)
         for path in [

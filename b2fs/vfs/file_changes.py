@@ -61,6 +61,7 @@ class FileChanges(ChangeBase):
             await self.wb.discard(old)
         attrs = await self._new_attrs(Kind.FILE, mode, ctx, parent)
         d = self.wb.new(path, stored, long_info, attrs)
+        self.feed.based(d, existing)
         node = self.fs.inodes.node(path, Kind.FILE)
         fh = self._open_handle(node, d, flags, getattr(ctx, "uid", 0))
         if existing is None:

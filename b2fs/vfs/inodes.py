@@ -65,6 +65,13 @@ class InodeTable:
         self._by_path[path] = node
         return node
 
+    def nodes_below(self, path: str) -> list[Node]:
+        """The nodes at and below ``path`` (every node for "")."""
+        if not path:
+            return list(self._by_path.values())
+        inside = path + "/"
+        return [n for p, n in self._by_path.items() if p == path or p.startswith(inside)]
+
     def peek_ino(self, path: str) -> int:
         """The number ``path`` has, or would get, without making a node (for '..' entries)."""
         node = self._by_path.get(path)

@@ -136,19 +136,66 @@ class Listings:
         """A listing known without asking B2 (a directory this mount just made)."""
         self._cache[prefix] = listing
 
-    def invalidate(self, prefix: str | None = None) -> None:
+    def invalidate(self, prefix: str | None = None) -> bool:
+        """Drop a listing (every one with None); one being fetched now is not kept. True
+        when one was cached."""
         if prefix is None:
+            dropped = bool(self._cache)
             self._cache.clear()
             self._late.clear()  # fetches under way are not kept either
-        else:
-            self._cache.pop(prefix, None)
-            self._late.pop(prefix, None)
+            return dropped
+        self._late.pop(prefix, None)
+        return self._cache.pop(prefix, None) is not None
 
     def invalidate_below(self, prefix: str) -> None:
+        """Drop the listings at and below a stored prefix."""
         for key in [k for k in self._cache if k.startswith(prefix)]:
             del self._cache[key]
         for key in [k for k in self._late if k.startswith(prefix)]:
             del self._late[key]
+
+    async def refresh_file(self, prefix: str, name: str, stored: str) -> bool:
+        """Bring one file's entry of a cached listing up to date with B2 (one class C call,
+        however large the directory); False when the listing is not cached or is being
+        fetched (nothing to patch: the next fetch sees the change)."""
+        listing = self.cached(prefix)
+        if listing is None or prefix in self._pending:
+            return False
+        before = listing.entries.get(name)
+        files, _ = await self.client.list_file_names_page(
+            self.bucket_id, prefix=stored, start_file_name=stored, max_file_count=1
+        )
+        listing = self.cached(prefix)
+        if listing is None or prefix in self._pending:
+            return False
+        old = listing.entries.get(name)
+        if old is not before or (old is not None and old.kind is Kind.DIR):
+            return True  # this mount changed it meanwhile (newer); or a directory shadows it
+        f = files[0] if files and files[0].file_name == stored else None
+        entry = self._file_entry(prefix, stored[len(prefix) :], f) if f is not None else None
+        if entry is None or entry.name != name:
+            listing.remove(name)
+        else:
+            listing.put(entry)
+        return True
+
+    async def refresh_marker(self, prefix: str) -> bool:
+        """Bring a cached listing's directory marker (the directory's own attributes) up to
+        date (one class C call); False when the listing is not cached."""
+        if self.cached(prefix) is None or prefix in self._pending:
+            return False
+        stored = prefix + DIR_MARKER
+        files, _ = await self.client.list_file_names_page(
+            self.bucket_id, prefix=stored, start_file_name=stored, max_file_count=1
+        )
+        listing = self.cached(prefix)
+        if listing is None or prefix in self._pending:
+            return False
+        f = files[0] if files and files[0].file_name == stored else None
+        listing.has_marker = f is not None
+        listing.marker = read_info(dict(f.file_info or {}), f.upload_timestamp) if f else None
+        listing.marker_id = f.file_id if f else None
+        return True
 
     def _trim(self) -> None:
         """Drop expired listings so memory follows what is in use."""
@@ -175,14 +222,14 @@ class Listings:
             )
             for f in files:
                 rel = f.file_name[len(prefix) :]
+                if f.file_name in self.hidden:
+                    continue
                 if f.action == "folder":
                     entry = await self._folder_entry(prefix, rel[:-1], f)
                 elif rel == DIR_MARKER:
                     has_marker = True
                     marker = read_info(dict(f.file_info or {}), f.upload_timestamp)
                     marker_id = f.file_id
-                    continue
-                elif f.file_name in self.hidden:
                     continue
                 else:
                     entry = self._file_entry(prefix, rel, f)

@@ -1,7 +1,11 @@
 """Server-side changes of names: remove (hide or delete) and copy, as one-call helpers.
 
 ``remove`` hides a name by default (B2 keeps the version; lifecycle rules
-purge it) or, with ``-o hard_delete``, deletes every version of it.  ``copy``
+purge it) or, with ``-o hard_delete``, deletes its versions: all but those
+written elsewhere after the one this mount showed (another mount's change it
+never saw: kept, the name hidden, reported as a conflict) and those a
+conflict superseded here (``keep``: the other mount's content stays in B2's
+history, as it would without ``hard_delete``).  ``copy``
 is ``b2_copy_file`` for versions up to 5 GB (keeping the metadata, or
 replacing it when names are encrypted, since a long encrypted name lives in
 the file info); bigger versions are copied part by part by the write-back
@@ -11,6 +15,7 @@ instead (``Changes`` routes them there).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import trio
@@ -28,13 +33,35 @@ class RemoteNames:
         self.hard_delete = hard_delete
         self.can_delete = can_delete  # the key has deleteFiles (else markers are hidden)
         self.part_size = part_size  # for server-side copies of files over 5 GB
+        self.keep: set[str] = set()  # versions hard_delete leaves alone (conflicts: b2fs.sync)
+        # Told of versions written elsewhere that a hard delete kept: (stored name, versions).
+        self.on_kept: Callable[[str, list[Any]], None] = lambda stored, newer: None
 
-    async def remove(self, stored: str) -> None:
-        """Make ``stored`` disappear from listings; quiet when it has no visible version."""
+    async def remove(self, stored: str, seen: str | None = None) -> None:
+        """Make ``stored`` disappear from listings; quiet when it has no visible version.
+        ``seen``: the version this mount showed (with ``hard_delete``, newer ones are kept)."""
         if self.hard_delete:
-            await self.client.delete_all_versions(self.bucket_id, stored)
+            await self._delete(stored, seen)
         else:
             await self._hide(stored)
+
+    async def _delete(self, stored: str, seen: str | None) -> None:
+        """Delete the versions of ``stored`` but the newer-than-seen and kept ones; when some
+        stay, the name is hidden (the unlink holds, their content stays in B2's history)."""
+        versions = await self.client.versions_of(self.bucket_id, stored)  # newest first
+        ids = [v.file_id for v in versions]
+        newer: list[Any] = []
+        if seen is not None:
+            cut = ids.index(seen) if seen in ids else len(ids)
+            newer = [v for v in versions[:cut] if v.action not in ("hide", "start")]
+        kept = {v.file_id for v in newer} | (self.keep & set(ids))
+        for v in versions:
+            if v.file_id and v.file_id not in kept:
+                await self.delete_version(stored, v.file_id)
+        if kept:
+            await self._hide(stored)
+        if newer:
+            self.on_kept(stored, newer)
 
     async def _hide(self, stored: str) -> None:
         from b2fs.b2.errors import AlreadyHidden, NoSuchFile

@@ -53,13 +53,15 @@ class Renames(ChangeBase):
         await self._keep_dir(parent.path)
         d = self.wb.get(path)
         remote_too = self._has_remote(parent.path, name)
+        seen = _seen(entry, d, self._listed(parent.path, name))
         if d is not None:
             remote_too = (
                 remote_too or d.record.base_file_id is not None or d.uploaded_generation >= 0
             )
             await self.wb.discard(d)
         if remote_too:
-            await self.remote.remove(entry.stored)
+            await self.remote.remove(entry.stored, seen)
+            self.feed.gone(path)
         self._patch(parent.path, name, None)
         self.fs.inodes.unlinked(path)
         self.fs.dir_changed(parent.path)
@@ -100,6 +102,9 @@ class Renames(ChangeBase):
                 raise IsADirectory(f"{new!r} is a directory")
             await self._keep_dir(old_parent.path)
             await self._rename_file(old, src, new, new_stored, new_long)
+            moved = self.wb.get(new)
+            if moved is not None:  # uploaded later: it replaces what the new name showed
+                self.feed.based(moved, dst)
         tree = src.kind is Kind.DIR
         self.fs.inodes.rename(old, new, tree=tree)
         if tree:  # stored names are remembered for directories only
@@ -125,9 +130,11 @@ class Renames(ChangeBase):
                     await d.fill_range(0, d.size)  # the base is about to be deleted
                     d.record.base_limit = 0
             d.record.ctime_ns = now
+            seen = _seen(src, d, self._listed(old_parent, old_name))
             self.wb.move(d, new, new_stored, new_long)
             if remote_too:
-                await self.remote.remove(src.stored)
+                await self.remote.remove(src.stored, seen)
+                self.feed.gone(old)
             self._patch(old_parent, old_name, None)
             self.wb.schedule(d)
             return
@@ -138,6 +145,7 @@ class Renames(ChangeBase):
             a.ctime_ns = now
             d = self.wb.new(new, new_stored, new_long, a, base=src)
             d.record.hide_after.append(src.stored)
+            self.feed.gone_after(d, old)
             self.wb.journal_now(d)
             self.wb.schedule(d, 0)
             self._patch(old_parent, old_name, None)
@@ -152,7 +160,9 @@ class Renames(ChangeBase):
         node = self.fs.inodes.by_path(old)
         if node is not None and node.page_cache_id == src.remote.file_id:
             node.page_cache_id = version.file_id
-        await self.remote.remove(src.stored)
+        self.feed.put(new, version)
+        await self.remote.remove(src.stored, src.remote.file_id)
+        self.feed.gone(old)
         self.journal.done_op(op)
         self._patch(old_parent, old_name, None)
         self._patch(new_parent, new_name, remote_entry(new_name, version, src.size))
@@ -188,6 +198,8 @@ class Renames(ChangeBase):
             await self.wb.supersede(d)
             self.wb.move(d, new + path[len(old) :], stored, long_info)
         await self.move_tree(old_stored, new_stored, top_long, moves)
+        self.feed.tree(old)
+        self.feed.tree(new)
         self.journal.done_op(op)
         old_parent, old_name = split(old)
         new_parent, new_name = split(new)
@@ -235,7 +247,7 @@ class Renames(ChangeBase):
                             self._copied(
                                 f.file_id, copy.file_id, self.fs.reader.codec.plain_size(f.size)
                             )
-                    await self.remote.remove(f.file_name)
+                    await self.remote.remove(f.file_name, f.file_id)
                 except Exception as e:
                     log.warning("directory rename: moving %r failed (%s); the rename gets EIO and "
                                 "is finished at the next mount (it is in the journal)",
@@ -303,6 +315,8 @@ class Renames(ChangeBase):
                     await self.move_tree(
                         args["old_stored"], args["new_stored"], args.get("top_long")
                     )
+                    self.feed.tree(args["old"])
+                    self.feed.tree(args["new"])
                 elif kind == "rename_file":
                     log.info("journal: completing the rename of %s to %s", args["src"], args["dst"])
                     try:  # copying again is harmless: the same bytes become the newest version
@@ -320,6 +334,16 @@ class Renames(ChangeBase):
                           kind, type(e).__name__, e)  # fmt: skip
                 continue
             self.journal.done_op(op_id)
+
+
+def _seen(entry: Entry | None, d: Any, listed: Entry | None) -> str | None:
+    """The remote version a name showed here: its own, or that of its pending version (the
+    one it uploaded last, or was made from), or its listing's."""
+    if entry is not None and entry.remote is not None:
+        return entry.remote.file_id
+    if d is not None and (d.uploaded_file_id or d.record.base_file_id):
+        return d.uploaded_file_id or d.record.base_file_id
+    return listed.remote.file_id if listed is not None and listed.remote is not None else None
 
 
 def _attrs_of(e: Entry) -> Attrs:

@@ -1,7 +1,8 @@
 """Real FUSE mounts for tests: ``b2fs mount`` in a subprocess, on the session's local B2 server.
 
 ``mount_factory(**options)`` mounts a fresh bucket (or the given one) in a temp
-dir and returns a ``MountProcess``; every mount is unmounted at teardown
+dir and returns a ``MountProcess`` (with a short ``writeback_delay``, and without
+the change log of ``b2fs.sync`` unless the options turn it on); every mount is unmounted at teardown
 (``fusermount3 -u``, then SIGTERM/SIGKILL of the process we started, then a
 lazy unmount as the last resort), so a failing test never leaves a mount or
 a process behind.  ``b2`` is an async B2 client on the same server, for
@@ -36,6 +37,7 @@ import trio
 
 from b2fs.b2 import B2Client
 from b2fs.codec import (
+    CHANGES_DIR,
     MARKER,
     VAULT_NAME,
     Argon2idParams,
@@ -240,6 +242,10 @@ def mount_factory(
             options["encrypt"] = True
             passphrase = PASSPHRASE
         options.setdefault("writeback_delay", 0.2)
+        # One mount's own calls and objects, as most tests count them: no change log (the
+        # records it writes, its polls); tests/sync turns it on.
+        options.setdefault("change_log", False)
+        options.setdefault("poll_interval", 0)
         m = MountProcess(
             srv or server, bucket, tmp_path / f"m{next(_serial)}", options, prefix, passphrase
         )
@@ -334,11 +340,14 @@ class SyncB2:
             parent = f"{parent}/{seg}" if parent else seg
         return "/".join(out)
 
-    def names(self, bucket: str, prefix: str = "") -> list[str]:
+    def names(self, bucket: str, prefix: str = "", records: bool = False) -> list[str]:
+        """The names in the bucket (decoded on an encrypted run), without the mounts' change
+        records (``.b2fs/changes/``) unless ``records``."""
         bid = self.bucket_id(bucket)
 
         async def names(c: B2Client) -> list[tuple[str, dict[str, str]]]:
-            return [(f.file_name, f.file_info) async for f in c.list_file_names(bid, prefix=prefix)]
+            return [(f.file_name, f.file_info) async for f in c.list_file_names(bid, prefix=prefix)
+                    if records or f"/{CHANGES_DIR}/changes/" not in "/" + f.file_name]  # fmt: skip
 
         listed = self.run(names)
         markers = {n[: -len(MARKER) - 1]: info for n, info in listed if n.endswith("/" + MARKER)}
