@@ -79,7 +79,8 @@ class Conflicts:
                     self._check(c.path, fact)
 
     def _add(self, path: str, fact: Fact) -> None:
-        facts = self.history.setdefault(path, [])
+        facts = self.history.pop(path, None) or []  # re-inserted: the dict runs oldest first
+        self.history[path] = facts
         facts.append(fact)
         cutoff = fact.ts - WINDOW * 1000
         if facts[0].ts < cutoff:
@@ -88,8 +89,13 @@ class Conflicts:
             self._prune()
 
     def _prune(self) -> None:
+        """Forget the names least recently changed while their last fact is out of the window
+        (from the front of the dict: amortized O(1) per fact, however many names are recent)."""
         cutoff = (time.time() - WINDOW) * 1000
-        for path in [p for p, facts in self.history.items() if facts[-1].ts < cutoff]:
+        while len(self.history) > 1:  # the name just changed stays
+            path, facts = next(iter(self.history.items()))
+            if facts[-1].ts >= cutoff:
+                return
             del self.history[path]
 
     # -- the check -----------------------------------------------------------------------

@@ -4,6 +4,7 @@ writer's batching, retries and pruning (against the local server), the poller's 
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 import trio
@@ -117,6 +118,20 @@ def test_the_listing_is_a_witness_and_removals_count():
     c.foreign([Change("gone", "g", None, 100)])
     c.mine("g", "ours", 200, seen="base")  # it was removed elsewhere after we opened it
     assert c.count == 2 and c.recent[-1]["other"] is None
+
+
+def test_history_forgets_names_out_of_the_window_and_keeps_recent_ones():
+    now = int(time.time() * 1000)
+    c = conflicts()
+    for i in range(3000):
+        c.mine(f"old{i}", f"o{i}", now - 700_000, check=False)  # out of the 600 s window
+    for i in range(5000):
+        c.mine(f"new{i}", f"n{i}", now, check=False)
+    assert not any(p.startswith("old") for p in c.history)
+    assert len(c.history) == 5000
+    c.foreign([Change("put", "new0", "theirs", now + 1)])
+    c.mine("new0", "ours", now + 2, seen="n0")  # the facts of a recent name are still known
+    assert c.count == 1
 
 
 # -- the writer and the poller, against the local server -----------------------------------
