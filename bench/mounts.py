@@ -200,7 +200,8 @@ class B2fsMount(Mount):
         return env
 
     def command(self) -> list[str]:
-        cmd = [sys.executable, "-m", "b2fs", "mount", f"b2://{self.bucket}/", str(self.path),
+        python = os.environ.get("B2FS_BENCH_MOUNT_PYTHON", sys.executable)  # another checkout's
+        cmd = [python, "-m", "b2fs", "mount", f"b2://{self.bucket}/", str(self.path),
                "-f", "--cache-dir", str(self.cache_dir)]  # fmt: skip
         opts = ",".join(f"{k}={v}" for k, v in self.options.items())
         return cmd + (["-o", opts] if opts else [])
