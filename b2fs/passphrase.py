@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import getpass
 import os
-import stat
 import sys
+
+from b2fs.private_file import read_private
 
 ENV = "B2FS_PASSPHRASE"
 NEW_ENV = "B2FS_NEW_PASSPHRASE"  # the new one, for ``b2fs encryption passwd``
@@ -25,21 +26,11 @@ class PassphraseError(Exception):
 def read_passphrase_file(path: str) -> str:
     """The first line of a file only its owner can read (mode 0600 or stricter)."""
     path = os.path.expanduser(path)
+    data = read_private(path, "passphrase file", PassphraseError)
     try:
-        st = os.stat(path)
-        if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise PassphraseError(
-                f"passphrase file {path} is accessible by group or others "
-                f"(mode {stat.S_IMODE(st.st_mode):04o}): run chmod 600 {path}"
-            )
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except FileNotFoundError:
-        raise PassphraseError(f"passphrase file {path} does not exist") from None
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise PassphraseError(f"passphrase file {path} is not UTF-8 text") from None
-    except OSError as e:
-        raise PassphraseError(f"passphrase file {path}: {e.strerror}") from None
     line = text.split("\n", 1)[0].removesuffix("\r")
     if not line:
         raise PassphraseError(f"passphrase file {path} is empty (the first line is the passphrase)")

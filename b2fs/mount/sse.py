@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
-import stat
 
 from b2fs.b2 import ServerSideEncryption
 from b2fs.mount.options import MountOptions
+from b2fs.private_file import read_private
 
 
 class SseKeyError(Exception):
@@ -23,20 +22,7 @@ class SseKeyError(Exception):
 
 
 def read_key_file(path: str) -> bytes:
-    path = os.path.expanduser(path)
-    try:
-        st = os.stat(path)
-        if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise SseKeyError(
-                f"SSE-C key file {path} is accessible by group or others "
-                f"(mode {stat.S_IMODE(st.st_mode):04o}): run chmod 600 {path}"
-            )
-        with open(path, "rb") as f:
-            data = f.read(1024)
-    except FileNotFoundError:
-        raise SseKeyError(f"SSE-C key file {path} does not exist") from None
-    except OSError as e:
-        raise SseKeyError(f"SSE-C key file {path}: {e.strerror}") from None
+    data = read_private(path, "SSE-C key file", SseKeyError, 1024)
     if len(data) == 32:
         return data
     try:
