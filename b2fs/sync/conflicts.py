@@ -63,10 +63,15 @@ class Conflicts:
         self._add(path, fact)
         if not check:
             return
-        if listed is not None and listed not in (seen, file_id):
+        if listed is not None and listed not in (seen, file_id) and not self._ours(path, listed):
             self._report(path, fact, listed, None)
             return
         self._check(path, fact)
+
+    def _ours(self, path: str, file_id: str) -> bool:
+        """Whether this mount uploaded ``file_id`` of ``path`` (within the window): a listing
+        that shows it was written here, whatever the pending version was made from."""
+        return any(f.mine and f.file_id == file_id for f in self.history.get(path, ()))
 
     def foreign(self, changes: list[Change]) -> None:
         """Other mounts' changes (from their records), checked against this mount's uploads."""

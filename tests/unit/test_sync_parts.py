@@ -120,6 +120,15 @@ def test_the_listing_is_a_witness_and_removals_count():
     assert c.count == 2 and c.recent[-1]["other"] is None
 
 
+def test_a_listing_that_shows_this_mounts_own_upload_is_no_witness():
+    c = conflicts()
+    c.mine("f", "p1", 100, seen="base")  # uploaded; a later version was made from "base" too
+    c.mine("f", "p2", 200, seen="base", listed="p1")  # (it was pending when the next began)
+    assert c.count == 0
+    c.mine("f", "p3", 300, seen="p2", listed="elsewhere")
+    assert c.count == 1
+
+
 def test_history_forgets_names_out_of_the_window_and_keeps_recent_ones():
     now = int(time.time() * 1000)
     c = conflicts()
