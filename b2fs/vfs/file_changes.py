@@ -132,17 +132,10 @@ class FileChanges(ChangeBase):
         self.wb.active()
         if d.uploading is None and d.record.base_limit == 0 and not d.lock.locked() and data:
             # The common case (a new file): nothing to stop or fetch, so no lock and no await.
-            return self._written(d, handle, d.write_staged(self._offset(d, handle, offset), data))
+            return self._written(d, handle, d.write_staged(offset, data))
         async with d.lock:
             await self.wb.supersede(d)
-            return self._written(d, handle, await d.write(self._offset(d, handle, offset), data))
-
-    def _offset(self, d: DirtyFile, handle: FileHandle, offset: int) -> int:
-        # With the kernel's write-back cache the kernel places appends itself, and writes back
-        # pages through any open handle: its offsets are the truth.
-        if handle.flags & os.O_APPEND and not self.fs.kernel_writes:
-            return d.size
-        return offset
+            return self._written(d, handle, await d.write(offset, data))
 
     def _written(self, d: DirtyFile, handle: FileHandle, n: int) -> int:
         r = d.record

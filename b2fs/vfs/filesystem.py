@@ -69,7 +69,6 @@ class FileSystem:
         # Directories whose entries (mtime and ctime) or own name (ctime) changed here:
         # path -> (mtime or None, ctime), newer than what their markers say.
         self.dir_times: OrderedDict[str, tuple[int | None, int]] = OrderedDict()
-        self.kernel_writes = False  # the kernel's write-back cache is on (it places appends)
         self.on_dir_changed: Callable[[str], None] = lambda path: None  # keeps them (vfs.changes)
 
     # -- lookups -------------------------------------------------------------------------
