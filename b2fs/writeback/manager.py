@@ -8,7 +8,7 @@ for ``fsync``), a bounded number at a time.  A failed upload is retried with
 backoff, for ever, and stays in the journal and in ``b2fs status`` with its
 last error.  A mutation of a file whose upload is running cancels that upload
 first (superseding it), so the object that lands last is always the latest
-content.  At start the journal is replayed; at unmount the queue is drained
+content; an unlink or rename of it waits for that upload instead (``holding``).  At start the journal is replayed; at unmount the queue is drained
 for up to ``unmount_wait`` seconds, with progress in the log.
 """
 
@@ -23,7 +23,7 @@ import logging
 import math
 import os
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import trio
@@ -232,6 +232,27 @@ class WriteBack:
                 await trio.sleep(0.005)
             await self.uploader.abandon(d)
 
+    @contextlib.asynccontextmanager
+    async def holding(self, files: list[DirtyFile]) -> AsyncIterator[None]:
+        """For a change of the names of ``files`` (unlink, rename): their running uploads end
+        first, and no upload of them starts until it is done.  Not cancelled: a request B2
+        has received may land all the same, at the old name, after the change has looked
+        (the name would come back; a replaced file's content would win over the new one).
+        An upload that lands meanwhile may take its file out of the overlay, as usual:
+        callers look again."""
+        for d in files:
+            d.holds += 1
+        try:
+            for d in files:
+                while d.uploading is not None:
+                    await d.outcome.wait()  # set when this attempt ends, landed or failed
+            yield
+        finally:
+            for d in files:
+                d.holds -= 1
+                if d.holds == 0 and not d.deleted and self.files.get(d.path) is d:
+                    self._push(d, d.due)  # what fell due meanwhile is considered now
+
     def journal_now(self, d: DirtyFile) -> None:
         """Journal the current content: it survives the mount process dying (and, with
         ``sync_close``, the machine: staging fsynced, row committed with a WAL sync)."""
@@ -424,6 +445,8 @@ class WriteBack:
                 await self._wake.wait()
 
     def _consider(self, d: DirtyFile) -> None:
+        if d.holds:  # its name is changing: the end of the change pushes it again
+            return
         if d.uploading is not None:  # its end schedules it again if it changed meanwhile
             return
         if d.uploaded_generation == d.generation:
@@ -438,7 +461,7 @@ class WriteBack:
     def _finalize_if_idle(self, d: DirtyFile) -> None:
         """A version B2 holds, no longer open: it leaves the overlay and the journal."""
         if (self.files.get(d.path) is d and d.uploading is None and d.writers == 0 and d.readers == 0
-                and d.uploaded_generation == d.generation):  # fmt: skip
+                and d.holds == 0 and d.uploaded_generation == d.generation):  # fmt: skip
             self._remove(d)
             self._drop_local(d)
 
