@@ -183,7 +183,11 @@ class Renames(ChangeBase):
         self.wb.schedule(d)
 
     async def _drop_named(self, path: str, d: Any) -> None:
-        """``path`` loses its name with ``d``, its pending version: B2 never gets it."""
+        """``path`` loses its name with ``d``, its pending version: handles still open on the
+        file keep reading ``d`` (its content when the name went), B2 never gets it."""
+        node = self.fs.inodes.by_path(path)
+        if node is not None:
+            self.fs.pin(node, d)
         await self.wb.discard(d)
 
     def _copied_info(self, src: Entry, new_long: dict[str, str] | None,
