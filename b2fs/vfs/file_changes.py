@@ -14,12 +14,13 @@ kernel leaves that to the file system: FUSE's ``handle_killpriv``).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
 import time
 from typing import Any
 
-from b2fs.posix.entries import SPECIAL, Entry, Kind
+from b2fs.posix.entries import SPECIAL, Entry, Kind, Remote
 from b2fs.posix.errors import BadHandle, Exists, InvalidArgument, IsADirectory, NotFound
 from b2fs.vfs.change_base import ChangeBase
 from b2fs.vfs.filesystem import FileHandle
@@ -162,6 +163,7 @@ class FileChanges(ChangeBase):
         if d.writers:
             return
         if _untouched(d):  # opened for writing, never written: nothing to upload
+            self.fs.unpin(d, _base_entry(d, handle.node.path.rpartition("/")[2]))
             await self.wb.discard(d)
             return
         await self.wb.journal_async(d)
@@ -238,6 +240,14 @@ class FileChanges(ChangeBase):
                     r.mode = kill_priv(r.mode)
         r.ctime_ns = time.time_ns()
         d.touch()
+
+
+def _base_entry(d: DirtyFile, name: str) -> Entry:
+    """The remote version an untouched pending version was made from (and is equal to)."""
+    r = d.record
+    assert r.base_file_id is not None
+    remote = Remote(r.base_file_id, r.base_stored_size, dict(r.base_info), r.base_type)
+    return dataclasses.replace(d.as_entry(name), local=None, remote=remote)
 
 
 def _untouched(d: DirtyFile) -> bool:
