@@ -193,8 +193,11 @@ class FileChanges(ChangeBase):
         handle = self.fs.files.get(fh) if fh else None
         if handle is not None and handle.writable and handle.local is not None:
             d = handle.local  # ftruncate/futimens: the version this handle writes
-        elif node.gone:
-            raise NotFound(f"{node.path!r} was removed; change it through an open handle")
+        elif node.gone:  # unlinked or replaced while open (the kernel's write-back cache
+            # writes times back with no handle): the version a handle holds, if any
+            d = self.fs.held_version(node)
+            if d is None:
+                return self._restamp(node, entry, attr, fields)
         else:
             d = await self._dirty_for(node, entry, truncate=False)
         d.writers += 1  # pinned while it changes (see open_write)
@@ -205,6 +208,25 @@ class FileChanges(ChangeBase):
         if not d.deleted:
             self._settle(d)
         return d.as_entry(node.path.rpartition("/")[2])
+
+    def _restamp(self, node: Node, entry: Entry, attr: Any, fields: Any) -> Entry:
+        """Attributes of a file that lost its name and has no pending version: what its open
+        handles show changes; its size cannot (no handle writes it)."""
+        if fields.update_size:
+            raise NotFound(f"{node.path!r} was removed; change it through an open handle")
+        changes: dict[str, Any] = {"ctime_ns": time.time_ns()}
+        if fields.update_mtime:
+            changes["mtime_ns"] = attr.st_mtime_ns
+        if fields.update_atime:
+            changes["atime_ns"] = attr.st_atime_ns
+        if self.defaults.keep_attrs:
+            if fields.update_mode:
+                changes["mode"] = stat.S_IMODE(attr.st_mode)
+            if fields.update_uid:
+                changes["uid"] = attr.st_uid
+            if fields.update_gid:
+                changes["gid"] = attr.st_gid
+        return self.fs.restamp(node, **changes) or dataclasses.replace(entry, **changes)
 
     async def _apply_attrs(self, d: DirtyFile, attr: Any, fields: Any, uid: int) -> None:
         if d.uploading is None and not fields.update_size and not d.lock.locked():

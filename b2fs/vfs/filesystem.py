@@ -122,6 +122,22 @@ class FileSystem:
     def _handles_of(self, node: Node) -> list[FileHandle]:
         return [h for h in self.files.values() if h.node is node] if node.opens else []
 
+    def held_version(self, node: Node) -> Any:
+        """The pending version a handle on ``node`` holds (writes, or reads once pinned)."""
+        for handle in self._handles_of(node):
+            if handle.local is not None:
+                return handle.local
+        return None
+
+    def restamp(self, node: Node, **attrs: Any) -> Entry | None:
+        """New attributes of a node that lost its name with no pending version: kept with what
+        its handles hold (B2 holds the file no more), for their fstat."""
+        held = None
+        for handle in self._handles_of(node):
+            if handle.entry is not None:
+                held = handle.entry = dataclasses.replace(handle.entry, **attrs)
+        return held
+
     def repoint(self, node: Node, entry: Entry) -> None:
         """This mount put ``entry``'s version of ``node`` in B2 (its latest content): handles
         reading a remote version read this one from now on."""
