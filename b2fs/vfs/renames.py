@@ -32,7 +32,7 @@ from b2fs.posix.errors import (
     NotFound,
 )
 from b2fs.posix.fileinfo import Attrs, write_info
-from b2fs.posix.paths import DIR_MARKER, check_key, check_length, join, split
+from b2fs.posix.paths import DIR_MARKER, check_key, check_length, is_under, join, split
 from b2fs.vfs.change_base import ChangeBase
 from b2fs.vfs.inodes import Node
 from b2fs.vfs.remote import COPY_FILE_MAX
@@ -217,7 +217,7 @@ class Renames(ChangeBase):
             moves = None
             while True:
                 fresh = [d for d in self.wb.files.values()
-                         if _under(d.path, old) and id(d) not in below]  # fmt: skip
+                         if is_under(d.path, old) and id(d) not in below]  # fmt: skip
                 if not fresh and moves is not None:
                     break
                 if fresh:
@@ -225,7 +225,7 @@ class Renames(ChangeBase):
                     await held.enter_async_context(self.wb.holding(fresh))
                 moves = await self._tree_moves(old_stored, new_stored, top_long)  # names checked
             pending = [(d, new + d.path[len(old) :], *self._stored_for(d, new + d.path[len(old) :]))
-                       for d in self.wb.files.values() if _under(d.path, old)]  # fmt: skip
+                       for d in self.wb.files.values() if is_under(d.path, old)]  # fmt: skip
             for _, _, stored, _ in pending:
                 check_key(stored)
             op = self.journal.add_op("rename_dir", {"old": old, "new": new, "old_stored": old_stored,
@@ -378,10 +378,6 @@ def _seen(entry: Entry | None, d: Any, listed: Entry | None) -> str | None:
     if d is not None and (d.uploaded_file_id or d.record.base_file_id):
         return d.uploaded_file_id or d.record.base_file_id
     return listed.remote.file_id if listed is not None and listed.remote is not None else None
-
-
-def _under(path: str, top: str) -> bool:
-    return path == top or path.startswith(top + "/")
 
 
 def _in_b2(d: Any) -> bool:
