@@ -214,7 +214,7 @@ class Renames(ChangeBase):
             # listing shows it; none starts until they have moved), then the tree listed,
             # again if one came meanwhile.
             below: dict[int, Any] = {}
-            moves = None
+            moves: list[tuple[Any, str, dict[str, str] | None]] | None = None
             while True:
                 fresh = [d for d in self.wb.files.values()
                          if is_under(d.path, old) and id(d) not in below]  # fmt: skip
