@@ -7,9 +7,11 @@ one ``writeback_delay`` seconds after its last writer closed it (sooner
 for ``fsync``), a bounded number at a time.  A failed upload is retried with
 backoff, for ever, and stays in the journal and in ``b2fs status`` with its
 last error.  A mutation of a file whose upload is running cancels that upload
-first (superseding it), so the object that lands last is always the latest
-content; an unlink or rename of it waits for that upload instead (``holding``).  At start the journal is replayed; at unmount the queue is drained
-for up to ``unmount_wait`` seconds, with progress in the log.
+first (superseding it; one whose request B2 may have received whole lands
+first), so the object that lands last is always the latest content; an unlink
+or rename of it waits for that upload instead (``holding``).  At start the
+journal is replayed; at unmount the queue is drained for up to
+``unmount_wait`` seconds, with progress in the log.
 """
 
 from __future__ import annotations
@@ -223,8 +225,15 @@ class WriteBack:
         d.synced_generation = -1  # the file's bytes are not on disk yet
 
     async def supersede(self, d: DirtyFile) -> None:
-        """Stop a running upload of ``d`` before it changes (the next upload replaces it)."""
+        """Stop a running upload of ``d`` before it changes (the next upload replaces it).
+        One whose request B2 may have received whole is let land instead (a short wait for
+        the answer): cancelled, it would land all the same, unseen, maybe after the file
+        has left that name (it would come back)."""
         while d.uploading is not None:
+            progress = self.uploader.progress.get(d)
+            if progress is not None and progress.may_land():
+                await d.outcome.wait()
+                continue
             scope = d.uploading
             scope.cancel()
             await trio.sleep(0)
@@ -371,6 +380,8 @@ class WriteBack:
         self._drop_local(d)
 
     def _drop_local(self, d: DirtyFile) -> None:
+        if d.dropped:  # its upload landed and it left the overlay while a discard waited
+            return
         if d.row_id is not None:
             try:
                 self.journal.delete(d.row_id)
