@@ -401,12 +401,13 @@ class App:
                 replication=replication.status_for_new(bucket, name), **lock,
             )  # fmt: skip
             api_ctx.written(bucket, row, "b2:ObjectCreated:Upload")
-            await resp.json(
-                200, shapes.file(row, api_ctx.account_id, version, principal.capabilities)
-            )
+            answer = shapes.file(row, api_ctx.account_id, version, principal.capabilities)
         else:
             part = self.store.put_part(large["file_id"], int(number), size, body.sha1, blob)  # type: ignore[possibly-undefined]
-            await resp.json(200, shapes.part(part, encryption))
+            answer = shapes.part(part, encryption)
+        if fault is not None and fault.hold:  # stored: a client that leaves meanwhile never
+            await asyncio.sleep(fault.hold)  # hears of it
+        await resp.json(200, answer)
 
     # ---- downloads --------------------------------------------------------------------
 

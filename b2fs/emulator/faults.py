@@ -3,7 +3,8 @@ and the ``X-Bz-Test-Mode`` header that real B2 honours.
 
 A rule is ``{"call": NAME|"*", "kinds": [...], "probability": p}`` or ``{"call": ...,
 "sequence": [...]}`` (one entry per matching call, then calls pass); kinds are "503",
-"500", "429", "408", "drop", "delay:SECONDS", "expire_token" (and "ok" in sequences).
+"500", "429", "408", "drop", "delay:SECONDS", "hold:SECONDS" (an upload: stored, then
+answered that much later), "expire_token" (and "ok" in sequences).
 Draws come from one RNG seeded with ``--seed`` (reseeded whenever rules are set), so
 a run is repeatable. ``app`` asks ``Faults.draw`` once per API call.
 """
@@ -35,6 +36,7 @@ class Fault:
 
     kind: str
     delay: float = 0.0
+    hold: float = 0.0  # an upload: seconds between storing it and answering
     error: ApiError | None = None
     drop: bool = False
 
@@ -69,17 +71,19 @@ class Rule:
 
 
 def _is_delay(kind: str) -> bool:
-    if not kind.startswith("delay:"):
+    prefix, _, seconds = kind.partition(":")
+    if prefix not in ("delay", "hold"):
         return False
     try:
-        return float(kind[6:]) >= 0
+        return float(seconds) >= 0
     except ValueError:
         return False
 
 
 def make_fault(kind: str, retry_after: int = 1) -> Fault:
     if _is_delay(kind):
-        return Fault(kind, delay=float(kind[6:]))
+        prefix, _, seconds = kind.partition(":")
+        return Fault(kind, **{prefix: float(seconds)})
     if kind == "drop":
         return Fault(kind, drop=True)
     error: ApiError = {

@@ -166,7 +166,6 @@ async def assemble(client: Any, bucket: Any, source: Source, cache_dir: str, opt
     namespace = Namespace(listings, names, source.prefix)
     defaults = Defaults(opts.uid, opts.gid, opts.umask, opts.keep_attrs)
     fs = FileSystem(namespace, reader, defaults)
-    fs.kernel_writes = opts.writeback_cache
     attrs = AttrMaker(defaults, entry_timeout=opts.entry_timeout, attr_timeout=opts.attr_timeout,
                       negative_timeout=opts.negative_timeout)  # fmt: skip
     mount = Mount(Operations(fs, attrs), fs, reader, cache, listings)

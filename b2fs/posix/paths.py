@@ -67,3 +67,8 @@ def join(parent: str, name: str) -> str:
 def split(path: str) -> tuple[str, str]:
     parent, _, name = path.rpartition("/")
     return parent, name
+
+
+def is_under(path: str, top: str) -> bool:
+    """Whether ``path`` is ``top`` or below it."""
+    return path == top or path.startswith(top + "/")

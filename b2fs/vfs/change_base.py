@@ -209,10 +209,16 @@ class ChangeBase:
             if d.path:
                 self._patch(parent, name, Entry(name, Kind.DIR, stored_dir))
             return
-        self._patch(parent, name, remote_entry(name, version, d.size))
+        entry = remote_entry(name, version, d.size)
+        self._patch(parent, name, entry)
         node = self.fs.inodes.by_path(d.path)
-        if node is not None:  # the kernel's pages of the file are this version's if unchanged
-            node.page_cache_id = version.file_id if d.uploaded_generation == d.generation else None
+        if node is None:
+            return
+        current = d.uploaded_generation == d.generation
+        # The kernel's pages of the file are this version's if unchanged since.
+        node.page_cache_id = version.file_id if current else None
+        if current:  # handles opened on an older version read this one
+            self.fs.repoint(node, entry)
 
     def _copied(self, src_id: str, dst_id: str, plain_size: int) -> None:
         """A server-side copy has the same stored bytes: its cached blocks are the source's

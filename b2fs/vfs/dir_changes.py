@@ -57,8 +57,11 @@ class DirChanges(ChangeBase):
         remote_marker = listing is None or listing.has_marker
         marker = self._pending_marker(path)
         if marker is not None:
-            remote_marker = remote_marker or marker.uploaded_generation >= 0
-            await self.wb.discard(marker)
+            async with self.wb.holding([marker]):  # an upload under way lands first
+                remote_marker = remote_marker or marker.uploaded_generation >= 0
+                remote_marker = remote_marker or marker.record.attempts > 0
+                if self.wb.get(path) is marker:
+                    await self.wb.discard(marker)
         if remote_marker:
             await self.remote.delete_marker(stored_dir)
             self.feed.tree(path)

@@ -20,8 +20,8 @@ import uuid
 from typing import Any
 
 from b2fs.posix.entries import Entry, Kind
-from b2fs.posix.errors import InvalidArgument
-from b2fs.posix.paths import split
+from b2fs.posix.errors import InvalidArgument, NotFound
+from b2fs.posix.paths import is_under, split
 from b2fs.vfs.renames import Renames
 from b2fs.writeback.manager import remote_entry
 
@@ -54,10 +54,23 @@ class Exchanges(Renames):
     # -- files ---------------------------------------------------------------------------
 
     async def _exchange_files(self, a: str, ea: Entry, b: str, eb: Entry) -> None:
+        held = [d for d in (self.wb.get(a), self.wb.get(b)) if d is not None]
+        async with self.wb.holding(held):  # uploads under way land first (see Renames)
+            ea, eb = await self._current(a, ea), await self._current(b, eb)
+            await self._swap_files(a, ea, b, eb)
+
+    async def _current(self, path: str, e: Entry) -> Entry:
+        """``e`` again if it still holds, else what ``path`` shows now (its pending version
+        uploaded meanwhile: a remote entry)."""
+        if e.local is None or self.wb.get(path) is e.local:
+            return e
+        found = await self.ns.lookup(path)
+        if found is None:
+            raise NotFound(f"{path!r} does not exist")
+        return found
+
+    async def _swap_files(self, a: str, ea: Entry, b: str, eb: Entry) -> None:
         da, db = self.wb.get(a), self.wb.get(b)
-        for d in (da, db):
-            if d is not None:
-                await self.wb.supersede(d)
         now = time.time_ns()
         sa, la = self.ns.encode(a)
         sb, lb = self.ns.encode(b)
@@ -105,16 +118,17 @@ class Exchanges(Renames):
         await self._tree_moves(sa, sb, lb)
         await self._tree_moves(sb, sa, la)
         args = {"a": sa, "b": sb, "tmp": tmp, "la": la, "lb": lb, "step": 0}
-        op = self.journal.add_op("exchange_dirs", args)
-        pending = []
-        for path, d in list(self.wb.files.items()):
-            for old, new in ((a, b), (b, a)):
-                if path == old or path.startswith(old + "/"):
-                    await self.wb.supersede(d)
-                    moved = new + path[len(old) :]
-                    pending.append((d, moved, *self._stored_for(d, moved)))
-        self.wb.move_many(pending)
-        await self._dir_steps(op, args)
+        below = [d for d in self.wb.files.values() if is_under(d.path, a) or is_under(d.path, b)]
+        async with self.wb.holding(below):  # uploads under way land before the tree moves
+            op = self.journal.add_op("exchange_dirs", args)
+            pending = []
+            for path, d in list(self.wb.files.items()):
+                for old, new in ((a, b), (b, a)):
+                    if is_under(path, old):
+                        moved = new + path[len(old) :]
+                        pending.append((d, moved, *self._stored_for(d, moved)))
+            self.wb.move_many(pending)
+            await self._dir_steps(op, args)
         self.feed.tree(a)
         self.feed.tree(b)
         for stored in (sa, sb, tmp):

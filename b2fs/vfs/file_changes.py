@@ -14,12 +14,13 @@ kernel leaves that to the file system: FUSE's ``handle_killpriv``).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
 import time
 from typing import Any
 
-from b2fs.posix.entries import SPECIAL, Entry, Kind
+from b2fs.posix.entries import SPECIAL, Entry, Kind, Remote
 from b2fs.posix.errors import BadHandle, Exists, InvalidArgument, IsADirectory, NotFound
 from b2fs.vfs.change_base import ChangeBase
 from b2fs.vfs.filesystem import FileHandle
@@ -132,17 +133,10 @@ class FileChanges(ChangeBase):
         self.wb.active()
         if d.uploading is None and d.record.base_limit == 0 and not d.lock.locked() and data:
             # The common case (a new file): nothing to stop or fetch, so no lock and no await.
-            return self._written(d, handle, d.write_staged(self._offset(d, handle, offset), data))
+            return self._written(d, handle, d.write_staged(offset, data))
         async with d.lock:
             await self.wb.supersede(d)
-            return self._written(d, handle, await d.write(self._offset(d, handle, offset), data))
-
-    def _offset(self, d: DirtyFile, handle: FileHandle, offset: int) -> int:
-        # With the kernel's write-back cache the kernel places appends itself, and writes back
-        # pages through any open handle: its offsets are the truth.
-        if handle.flags & os.O_APPEND and not self.fs.kernel_writes:
-            return d.size
-        return offset
+            return self._written(d, handle, await d.write(offset, data))
 
     def _written(self, d: DirtyFile, handle: FileHandle, n: int) -> int:
         r = d.record
@@ -169,6 +163,7 @@ class FileChanges(ChangeBase):
         if d.writers:
             return
         if _untouched(d):  # opened for writing, never written: nothing to upload
+            self.fs.unpin(d, _base_entry(d, handle.node.path.rpartition("/")[2]))
             await self.wb.discard(d)
             return
         await self.wb.journal_async(d)
@@ -198,8 +193,11 @@ class FileChanges(ChangeBase):
         handle = self.fs.files.get(fh) if fh else None
         if handle is not None and handle.writable and handle.local is not None:
             d = handle.local  # ftruncate/futimens: the version this handle writes
-        elif node.gone:
-            raise NotFound(f"{node.path!r} was removed; change it through an open handle")
+        elif node.gone:  # unlinked or replaced while open (the kernel's write-back cache
+            # writes times back with no handle): the version a handle holds, if any
+            d = self.fs.held_version(node)
+            if d is None:
+                return self._restamp(node, entry, attr, fields)
         else:
             d = await self._dirty_for(node, entry, truncate=False)
         d.writers += 1  # pinned while it changes (see open_write)
@@ -210,6 +208,25 @@ class FileChanges(ChangeBase):
         if not d.deleted:
             self._settle(d)
         return d.as_entry(node.path.rpartition("/")[2])
+
+    def _restamp(self, node: Node, entry: Entry, attr: Any, fields: Any) -> Entry:
+        """Attributes of a file that lost its name and has no pending version: what its open
+        handles show changes; its size cannot (no handle writes it)."""
+        if fields.update_size:
+            raise NotFound(f"{node.path!r} was removed; change it through an open handle")
+        changes: dict[str, Any] = {"ctime_ns": time.time_ns()}
+        if fields.update_mtime:
+            changes["mtime_ns"] = attr.st_mtime_ns
+        if fields.update_atime:
+            changes["atime_ns"] = attr.st_atime_ns
+        if self.defaults.keep_attrs:
+            if fields.update_mode:
+                changes["mode"] = stat.S_IMODE(attr.st_mode)
+            if fields.update_uid:
+                changes["uid"] = attr.st_uid
+            if fields.update_gid:
+                changes["gid"] = attr.st_gid
+        return self.fs.restamp(node, **changes) or dataclasses.replace(entry, **changes)
 
     async def _apply_attrs(self, d: DirtyFile, attr: Any, fields: Any, uid: int) -> None:
         if d.uploading is None and not fields.update_size and not d.lock.locked():
@@ -245,6 +262,14 @@ class FileChanges(ChangeBase):
                     r.mode = kill_priv(r.mode)
         r.ctime_ns = time.time_ns()
         d.touch()
+
+
+def _base_entry(d: DirtyFile, name: str) -> Entry:
+    """The remote version an untouched pending version was made from (and is equal to)."""
+    r = d.record
+    assert r.base_file_id is not None
+    remote = Remote(r.base_file_id, r.base_stored_size, dict(r.base_info), r.base_type)
+    return dataclasses.replace(d.as_entry(name), local=None, remote=remote)
 
 
 def _untouched(d: DirtyFile) -> bool:

@@ -69,7 +69,6 @@ class FileSystem:
         # Directories whose entries (mtime and ctime) or own name (ctime) changed here:
         # path -> (mtime or None, ctime), newer than what their markers say.
         self.dir_times: OrderedDict[str, tuple[int | None, int]] = OrderedDict()
-        self.kernel_writes = False  # the kernel's write-back cache is on (it places appends)
         self.on_dir_changed: Callable[[str], None] = lambda path: None  # keeps them (vfs.changes)
 
     # -- lookups -------------------------------------------------------------------------
@@ -104,14 +103,66 @@ class FileSystem:
         return entry
 
     def _held(self, node: Node) -> Entry | None:
-        """What an open handle on a node that lost its name still sees."""
+        """What the open handles on a node that lost its name still see: its pending version
+        when one holds it, else the remote version they read."""
+        held = None
         for handle in self.files.values():
             if handle.node is node:
                 if handle.local is not None:
                     return handle.local.as_entry(node.path.rpartition("/")[2])
-                if handle.entry is not None:
-                    return handle.entry
+                if held is None:
+                    held = handle.entry
+        return held
+
+    # -- what read handles read ----------------------------------------------------------
+    # A read handle reads what its file holds now, as on a local disk: while the file has
+    # its name, the pending version there (``read``) or the remote version this mount
+    # knows (``repoint``); once the name goes, what the file held then (``pin``).
+
+    def _handles_of(self, node: Node) -> list[FileHandle]:
+        return [h for h in self.files.values() if h.node is node] if node.opens else []
+
+    def held_version(self, node: Node) -> Any:
+        """The pending version a handle on ``node`` holds (writes, or reads once pinned)."""
+        for handle in self._handles_of(node):
+            if handle.local is not None:
+                return handle.local
         return None
+
+    def restamp(self, node: Node, **attrs: Any) -> Entry | None:
+        """New attributes of a node that lost its name with no pending version: kept with what
+        its handles hold (B2 holds the file no more), for their fstat."""
+        held = None
+        for handle in self._handles_of(node):
+            if handle.entry is not None:
+                held = handle.entry = dataclasses.replace(handle.entry, **attrs)
+        return held
+
+    def repoint(self, node: Node, entry: Entry) -> None:
+        """This mount put ``entry``'s version of ``node`` in B2 (its latest content): handles
+        reading a remote version read this one from now on."""
+        for handle in self._handles_of(node):
+            if handle.stream is not None and handle.local is None:
+                handle.stream = ReadStream(self._object(node.path, entry))
+                handle.entry = entry
+
+    def pin(self, node: Node, local: Any) -> None:
+        """``node`` loses its name while ``local``, its pending version, holds its content:
+        the handles that read through the name keep reading ``local``."""
+        for handle in self._handles_of(node):
+            if handle.local is None:
+                handle.local = local
+                local.readers += 1
+
+    def unpin(self, local: Any, base: Entry) -> None:
+        """``local`` is dropped unchanged (opened for writing, never written): its read handles
+        read ``base``, the remote version it was made from (and what follows, as others do)."""
+        for handle in self.files.values():
+            if handle.local is local and not handle.writable:
+                handle.local = None
+                local.readers -= 1
+                handle.stream = ReadStream(self._object(handle.node.path, base))
+                handle.entry = base
 
     # -- directory attributes ------------------------------------------------------------
 

@@ -32,7 +32,7 @@ from b2fs.posix.errors import (
     NotFound,
 )
 from b2fs.posix.fileinfo import Attrs, write_info
-from b2fs.posix.paths import DIR_MARKER, check_key, check_length, join, split
+from b2fs.posix.paths import DIR_MARKER, check_key, check_length, is_under, join, split
 from b2fs.vfs.change_base import ChangeBase
 from b2fs.vfs.inodes import Node
 from b2fs.vfs.remote import COPY_FILE_MAX
@@ -53,12 +53,12 @@ class Renames(ChangeBase):
         await self._keep_dir(parent.path)
         d = self.wb.get(path)
         remote_too = self._has_remote(parent.path, name)
-        seen = _seen(entry, d, self._listed(parent.path, name))
         if d is not None:
-            remote_too = (
-                remote_too or d.record.base_file_id is not None or d.uploaded_generation >= 0
-            )
-            await self.wb.discard(d)
+            async with self.wb.holding([d]):
+                remote_too = remote_too or _in_b2(d) or self._has_remote(parent.path, name)
+                if self.wb.get(path) is d:  # else its upload landed and it left the overlay
+                    await self._drop_named(path, d)
+        seen = _seen(entry, d, self._listed(parent.path, name))
         if remote_too:
             await self.remote.remove(entry.stored, seen)
             self.feed.gone(path)
@@ -119,25 +119,21 @@ class Renames(ChangeBase):
         new_parent, new_name = split(new)
         replaced = self.wb.get(new)
         if replaced is not None:
-            await self.wb.discard(replaced)
+            async with self.wb.holding([replaced]):
+                if self.wb.get(new) is replaced:  # else uploaded: the copy below replaces it
+                    await self._drop_named(new, replaced)
         now = time.time_ns()
-        d = self.wb.get(old)
-        if d is not None:
-            await self.wb.supersede(d)
-            remote_too = self._has_remote(old_parent, old_name) or d.record.base_file_id is not None
-            if remote_too and self.remote.hard_delete:
-                async with d.lock:
-                    await d.fill_range(0, d.size)  # the base is about to be deleted
-                    d.record.base_limit = 0
-            d.record.ctime_ns = now
-            seen = _seen(src, d, self._listed(old_parent, old_name))
-            self.wb.move(d, new, new_stored, new_long)
-            if remote_too:
-                await self.remote.remove(src.stored, seen)
-                self.feed.gone(old)
-            self._patch(old_parent, old_name, None)
-            self.wb.schedule(d)
-            return
+        while (d := self.wb.get(old)) is not None or src.local is not None:
+            if d is None:  # pending when looked up; its upload has landed and left the overlay
+                found = await self.ns.lookup(old)
+                if found is None:
+                    raise NotFound(f"{old!r} does not exist")
+                src = found
+                continue
+            async with self.wb.holding([d]):
+                if self.wb.get(old) is d:
+                    await self._move_pending(d, old, src, new, new_stored, new_long, now)
+                    return
         assert src.remote is not None
         if src.remote.stored_size > COPY_FILE_MAX:
             # Too big for b2_copy_file: a pending version copied part by part, then the source goes.
@@ -167,6 +163,33 @@ class Renames(ChangeBase):
         self._patch(old_parent, old_name, None)
         self._patch(new_parent, new_name, remote_entry(new_name, version, src.size))
 
+    async def _move_pending(self, d: Any, old: str, src: Entry, new: str, new_stored: str,
+                            new_long: dict[str, str] | None, now: int) -> None:  # fmt: skip
+        """Rename a pending version (held: no upload of it runs): a local move, and the old
+        name removed in B2 when it is there."""
+        old_parent, old_name = split(old)
+        remote_too = self._has_remote(old_parent, old_name) or _in_b2(d)
+        if remote_too and self.remote.hard_delete:
+            async with d.lock:
+                await d.fill_range(0, d.size)  # the base is about to be deleted
+                d.record.base_limit = 0
+        d.record.ctime_ns = now
+        seen = _seen(src, d, self._listed(old_parent, old_name))
+        self.wb.move(d, new, new_stored, new_long)
+        if remote_too:
+            await self.remote.remove(src.stored, seen)
+            self.feed.gone(old)
+        self._patch(old_parent, old_name, None)
+        self.wb.schedule(d)
+
+    async def _drop_named(self, path: str, d: Any) -> None:
+        """``path`` loses its name with ``d``, its pending version: handles still open on the
+        file keep reading ``d`` (its content when the name went), B2 never gets it."""
+        node = self.fs.inodes.by_path(path)
+        if node is not None:
+            self.fs.pin(node, d)
+        await self.wb.discard(d)
+
     def _copied_info(self, src: Entry, new_long: dict[str, str] | None,
                      ctime_ns: int) -> dict[str, str]:  # fmt: skip
         """Metadata for a copy of ``src`` under a new name: its own, with the new name's long
@@ -186,18 +209,29 @@ class Renames(ChangeBase):
         old_stored = self.ns.stored_dir(old)
         new_stored = self.ns.stored_dir(new)
         top_long = self.ns.encode(new)[1]
-        moves = await self._tree_moves(old_stored, new_stored, top_long)  # refuses names too long
-        pending = {path: self._stored_for(d, new + path[len(old) :]) for path, d in self.wb.files.items()
-                   if path == old or path.startswith(old + "/")}  # fmt: skip
-        for stored, _ in pending.values():
-            check_key(stored)
-        op = self.journal.add_op("rename_dir", {"old": old, "new": new, "old_stored": old_stored,
-                                                "new_stored": new_stored, "top_long": top_long})  # fmt: skip
-        for path, (stored, long_info) in pending.items():
-            d = self.wb.files[path]
-            await self.wb.supersede(d)
-            self.wb.move(d, new + path[len(old) :], stored, long_info)
-        await self.move_tree(old_stored, new_stored, top_long, moves)
+        async with contextlib.AsyncExitStack() as held:
+            # The pending versions below: held (an upload under way lands first, so the
+            # listing shows it; none starts until they have moved), then the tree listed,
+            # again if one came meanwhile.
+            below: dict[int, Any] = {}
+            moves: list[tuple[Any, str, dict[str, str] | None]] | None = None
+            while True:
+                fresh = [d for d in self.wb.files.values()
+                         if is_under(d.path, old) and id(d) not in below]  # fmt: skip
+                if not fresh and moves is not None:
+                    break
+                if fresh:
+                    below.update((id(d), d) for d in fresh)
+                    await held.enter_async_context(self.wb.holding(fresh))
+                moves = await self._tree_moves(old_stored, new_stored, top_long)  # names checked
+            pending = [(d, new + d.path[len(old) :], *self._stored_for(d, new + d.path[len(old) :]))
+                       for d in self.wb.files.values() if is_under(d.path, old)]  # fmt: skip
+            for _, _, stored, _ in pending:
+                check_key(stored)
+            op = self.journal.add_op("rename_dir", {"old": old, "new": new, "old_stored": old_stored,
+                                                    "new_stored": new_stored, "top_long": top_long})  # fmt: skip
+            self.wb.move_many(pending)
+            await self.move_tree(old_stored, new_stored, top_long, moves)
         self.feed.tree(old)
         self.feed.tree(new)
         self.journal.done_op(op)
@@ -344,6 +378,13 @@ def _seen(entry: Entry | None, d: Any, listed: Entry | None) -> str | None:
     if d is not None and (d.uploaded_file_id or d.record.base_file_id):
         return d.uploaded_file_id or d.record.base_file_id
     return listed.remote.file_id if listed is not None and listed.remote is not None else None
+
+
+def _in_b2(d: Any) -> bool:
+    """Whether B2 may hold a version at a pending file's name: the one it was made from, one
+    it uploaded, or one a failed attempt may have left (B2 received it, the answer was lost)."""
+    r = d.record
+    return r.base_file_id is not None or d.uploaded_generation >= 0 or r.attempts > 0
 
 
 def _attrs_of(e: Entry) -> Attrs:

@@ -83,6 +83,7 @@ class DirtyFile:
         # Set by the write-back: move an inline file to a staging file (see writeback.inline).
         self.spill: Callable[[DirtyFile], None] | None = None
         self.forced = False  # fsync or unmount: upload even with writers
+        self.holds = 0  # name changes under way (WriteBack.holding): no upload starts
 
         self.deleted = False  # unlinked or replaced: never uploaded
         self.dropped = False  # out of the journal and the staging directory (fd closes when idle)

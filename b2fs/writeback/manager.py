@@ -7,9 +7,11 @@ one ``writeback_delay`` seconds after its last writer closed it (sooner
 for ``fsync``), a bounded number at a time.  A failed upload is retried with
 backoff, for ever, and stays in the journal and in ``b2fs status`` with its
 last error.  A mutation of a file whose upload is running cancels that upload
-first (superseding it), so the object that lands last is always the latest
-content.  At start the journal is replayed; at unmount the queue is drained
-for up to ``unmount_wait`` seconds, with progress in the log.
+first (superseding it; one whose request B2 may have received whole lands
+first), so the object that lands last is always the latest content; an unlink
+or rename of it waits for that upload instead (``holding``).  At start the
+journal is replayed; at unmount the queue is drained for up to
+``unmount_wait`` seconds, with progress in the log.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import logging
 import math
 import os
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import trio
@@ -223,14 +225,42 @@ class WriteBack:
         d.synced_generation = -1  # the file's bytes are not on disk yet
 
     async def supersede(self, d: DirtyFile) -> None:
-        """Stop a running upload of ``d`` before it changes (the next upload replaces it)."""
+        """Stop a running upload of ``d`` before it changes (the next upload replaces it).
+        One whose request B2 may have received whole is let land instead (a short wait for
+        the answer): cancelled, it would land all the same, unseen, maybe after the file
+        has left that name (it would come back)."""
         while d.uploading is not None:
+            progress = self.uploader.progress.get(d)
+            if progress is not None and progress.may_land():
+                await d.outcome.wait()
+                continue
             scope = d.uploading
             scope.cancel()
             await trio.sleep(0)
             while d.uploading is scope:
                 await trio.sleep(0.005)
             await self.uploader.abandon(d)
+
+    @contextlib.asynccontextmanager
+    async def holding(self, files: list[DirtyFile]) -> AsyncIterator[None]:
+        """For a change of the names of ``files`` (unlink, rename): their running uploads end
+        first, and no upload of them starts until it is done.  Not cancelled: a request B2
+        has received may land all the same, at the old name, after the change has looked
+        (the name would come back; a replaced file's content would win over the new one).
+        An upload that lands meanwhile may take its file out of the overlay, as usual:
+        callers look again."""
+        for d in files:
+            d.holds += 1
+        try:
+            for d in files:
+                while d.uploading is not None:
+                    await d.outcome.wait()  # set when this attempt ends, landed or failed
+            yield
+        finally:
+            for d in files:
+                d.holds -= 1
+                if d.holds == 0 and not d.deleted and self.files.get(d.path) is d:
+                    self._push(d, d.due)  # what fell due meanwhile is considered now
 
     def journal_now(self, d: DirtyFile) -> None:
         """Journal the current content: it survives the mount process dying (and, with
@@ -350,6 +380,8 @@ class WriteBack:
         self._drop_local(d)
 
     def _drop_local(self, d: DirtyFile) -> None:
+        if d.dropped:  # its upload landed and it left the overlay while a discard waited
+            return
         if d.row_id is not None:
             try:
                 self.journal.delete(d.row_id)
@@ -424,6 +456,8 @@ class WriteBack:
                 await self._wake.wait()
 
     def _consider(self, d: DirtyFile) -> None:
+        if d.holds:  # its name is changing: the end of the change pushes it again
+            return
         if d.uploading is not None:  # its end schedules it again if it changed meanwhile
             return
         if d.uploaded_generation == d.generation:
@@ -438,7 +472,7 @@ class WriteBack:
     def _finalize_if_idle(self, d: DirtyFile) -> None:
         """A version B2 holds, no longer open: it leaves the overlay and the journal."""
         if (self.files.get(d.path) is d and d.uploading is None and d.writers == 0 and d.readers == 0
-                and d.uploaded_generation == d.generation):  # fmt: skip
+                and d.holds == 0 and d.uploaded_generation == d.generation):  # fmt: skip
             self._remove(d)
             self._drop_local(d)
 

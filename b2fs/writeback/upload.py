@@ -157,6 +157,13 @@ class UploadProgress:
         self.started = trio.current_time()
         self.finished = 0  # bytes of the parts done
         self.running: dict[int, int] = {}  # part number -> bytes of it sent so far
+        self.whole = False  # the object goes up in one request (its body counted in running)
+        self.committing = False  # a request that makes the version is sent (copy, finish...)
+
+    def may_land(self) -> bool:
+        """Whether B2 may have received all it needs to make the version: cancelling the
+        upload then does not stop it (a body cut short never lands)."""
+        return self.committing or (self.whole and self.done >= self.total)
 
     def report(self, part: int = 0) -> Any:
         """A ``progress(done, total)`` callback for the client, for one part (or the file)."""
@@ -218,12 +225,14 @@ class Uploader:
     async def _upload(self, d: DirtyFile, save: Any, progress: UploadProgress) -> Any:
         r = d.record
         if d.kind is Kind.DIR:  # a directory marker: empty and never encrypted (as B2's web UI)
+            progress.committing = True
             return await self.client.upload(
                 self.bucket_id, r.stored, b"", file_info=self.file_info(d)
             )
         if self._metadata_only(d) and r.base_stored_size <= COPY_FILE_MAX:
             # Same bytes, new attributes: a server-side copy with the new file info.
             kept = {k: v for k, v in r.base_info.items() if k in KEEP_ON_COPY}
+            progress.committing = True
             return await self.client.copy_file(
                 r.base_file_id,
                 r.stored,
@@ -244,6 +253,7 @@ class Uploader:
         d.uploaded_source = source  # what B2 holds, to keep in the block cache afterwards
         if source.size < self.threshold:
             await d.fill_range(0, r.size)
+            progress.whole = True
             version = await self.client.upload(
                 self.bucket_id, r.stored, source, file_info=info, progress=progress.report()
             )
@@ -293,6 +303,7 @@ class Uploader:
             plan = plan_parts(source.size, clean, part_size, self.min_part)
             if len(plan) < 2:
                 await d.fill_range(0, r.size)
+                progress.whole = True
                 return await self.client.upload(
                     self.bucket_id, r.stored, source, file_info=info, progress=progress.report()
                 )
@@ -339,6 +350,7 @@ class Uploader:
             for number, p in enumerate(plan, start=1):
                 if str(number) not in parts:
                     nursery.start_soon(one, number, p)
+        progress.committing = True
         version = await self.client.finish_large_file(
             state["file_id"], {int(n): s for n, s in parts.items()}
         )

@@ -11,6 +11,7 @@ import filecmp
 import os
 import shutil
 import sqlite3
+import stat
 import subprocess
 import sys
 import sysconfig
@@ -445,6 +446,33 @@ def test_read_past_the_old_end_of_a_grown_file(mount_factory, b2sync):
     assert f.read_bytes() == data[:5000] + bytes(15000)
     fresh(m)
     assert f.read_bytes() == data[:5000] + bytes(15000)
+
+
+def test_times_and_mode_through_a_descriptor_of_an_unlinked_file(mount_factory):
+    """futimens and fchmod of a file unlinked while open reach the kernel as a SETATTR with no
+    handle: they change what the descriptor's fstat shows, as on a local disk, for a file with
+    pending changes and for one only in B2 (they were ENOENT)."""
+    m = mount_factory(writeback_delay=30)
+    for variant in ("pending", "uploaded"):
+        f = m.path / variant
+        fd = os.open(f, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, b"x" * 1000)
+            if variant == "uploaded":
+                os.fsync(fd)
+                os.close(fd)
+                fd = os.open(f, os.O_RDONLY)
+            os.unlink(f)
+            os.utime(fd, ns=(1_000_000_000_123, 2_000_000_000_456))
+            os.chmod(fd, 0o600)
+            st = os.fstat(fd)
+            assert (st.st_atime_ns, st.st_mtime_ns, stat.S_IMODE(st.st_mode), st.st_size) == (
+                1_000_000_000_123, 2_000_000_000_456, 0o600, 1000,
+            ), variant  # fmt: skip
+            assert os.pread(fd, 2000, 0) == b"x" * 1000
+        finally:
+            os.close(fd)
+    assert os.listdir(m.path) == []
 
 
 def test_the_kernel_write_back_cache_keeps_the_rules(mount_factory):
