@@ -140,8 +140,8 @@ def _queue_lines(status: dict[str, Any], width: int, wrap: bool) -> list[str]:
         if wb["pending_bytes"]:
             line += f", ETA {duration(wb['pending_bytes'] / rate)}"
     out = [line]
-    order = {"uploading": 0, "waiting": 1, "open": 2}
-    for p in sorted(pending, key=lambda p: order.get(p["state"], 3)):
+    order = {"uploading": 0, "waiting": 1, "held": 2, "open": 3}
+    for p in sorted(pending, key=lambda p: order.get(p["state"], 4)):
         out.append(_pending_line(p, width))
         if p["last_error"]:
             out += _long(f"    last error: {p['last_error']}", width, wrap, " " * 6)

@@ -720,12 +720,12 @@ class WriteBack:
                 log.error("unmount: cannot journal %s (%s); uploading it now", d.shown, e)
             self._push(d, 0)
         deadline = trio.current_time() + wait
-        while self.files and trio.current_time() < deadline:  # progress: mount/run.py
+        while self._unsent() and trio.current_time() < deadline:  # progress: mount/run.py
             await trio.sleep(0.05)
-        if self.files:
+        if unsent := self._unsent():
             log.warning("unmount: %d upload(s) not done; they stay in the journal for the next mount",
-                        len(self.files))  # fmt: skip
-            for d in list(self.files.values()):
+                        len(unsent))  # fmt: skip
+            for d in unsent:
                 await self.supersede(d)
         for d in list(self.files.values()):
             fd = d.close()
@@ -734,14 +734,20 @@ class WriteBack:
         self._let_go()
         self.journal.close()
 
+    def _unsent(self) -> list[DirtyFile]:
+        """Pending versions B2 does not hold yet (a version it holds may stay in the overlay
+        while a handle reads it: nothing is left to send)."""
+        return [d for d in self.files.values() if d.uploaded_generation != d.generation]
+
     def status(self) -> dict[str, Any]:
         pending = []
         now = trio.current_time()
-        for d in self.files.values():
+        unsent = self._unsent()
+        for d in unsent:
             item = {
                 "path": d.path,
                 "bytes": d.size,
-                "state": "uploading" if d.uploading else ("open" if d.writers else "waiting"),
+                "state": _state(d),
                 "attempts": d.record.attempts,
                 "last_error": d.record.last_error,
             }
@@ -755,7 +761,7 @@ class WriteBack:
             pending.append(item)
         return {
             "pending": pending,
-            "pending_bytes": sum(d.size for d in self.files.values()),
+            "pending_bytes": sum(d.size for d in unsent),
             "uploads_done": self.uploads_done,
             "uploads_failed": self.uploads_failed,
             "bytes_uploaded": self.uploader.bytes_uploaded,
@@ -791,3 +797,12 @@ def remote_entry(name: str, version: Any, plain_size: int) -> Entry:
     return Entry(name, a.kind, version.file_name, size=plain_size, mtime_ns=a.mtime_ns, mode=a.mode,
                  uid=a.uid, gid=a.gid, remote=Remote(version.file_id, version.size, kept, version.content_type),
                  atime_ns=a.atime_ns, ctime_ns=a.ctime_ns, rdev=a.rdev)  # fmt: skip
+
+
+def _state(d: DirtyFile) -> str:
+    """What a pending version is doing, for ``b2fs status``."""
+    if d.uploading:
+        return "uploading"
+    if d.writers:
+        return "open"
+    return "held" if d.holds else "waiting"  # held: its name is changing
