@@ -33,4 +33,3 @@ def test_rename_dir_onto_empty_dir(ws, actor):
         assert names("b") == []
 
     ws.run(body)
-
