@@ -52,6 +52,16 @@ class DirChanges(ChangeBase):
         if await self.ns.children(path):
             raise NotEmpty(f"{path!r} is not empty")
         await self._keep_dir(parent.path)
+        stored_dir = await self._drop_marker(path)
+        self._patch(parent.path, name, None)
+        self.ns.listings.invalidate(stored_dir)
+        self.fs.inodes.unlinked(path)
+        self.fs.dir_changed(parent.path)
+        self.fs.dir_times.pop(path, None)
+
+    async def _drop_marker(self, path: str) -> str:
+        """Forget the (empty) directory ``path``'s marker, pending and in B2: rmdir, and a
+        rename onto it (whose tree brings a marker of its own).  Returns its stored prefix."""
         stored_dir = self.ns.stored_dir(path)
         listing = self.ns.cached_listing(path)
         remote_marker = listing is None or listing.has_marker
@@ -65,11 +75,7 @@ class DirChanges(ChangeBase):
         if remote_marker:
             await self.remote.delete_marker(stored_dir)
             self.feed.tree(path)
-        self._patch(parent.path, name, None)
-        self.ns.listings.invalidate(stored_dir)
-        self.fs.inodes.unlinked(path)
-        self.fs.dir_changed(parent.path)
-        self.fs.dir_times.pop(path, None)
+        return stored_dir
 
     async def fsync_dir(self, node: Node) -> None:
         """fsync of a directory: returns when B2 holds its entries (what is pending in it, its

@@ -96,7 +96,7 @@ class Renames(ChangeBase):
                 if await self.ns.children(new):
                     raise NotEmpty(f"{new!r} is not empty")
             await self._keep_dir(old_parent.path)
-            await self._rename_dir(old, new)
+            await self._rename_dir(old, new, replaces=dst is not None)
         else:
             if dst is not None and dst.kind is Kind.DIR:
                 raise IsADirectory(f"{new!r} is a directory")
@@ -205,7 +205,7 @@ class Renames(ChangeBase):
         info.update(write_info(a, keep_owner=False))  # mode and owner stay as they are
         return info
 
-    async def _rename_dir(self, old: str, new: str) -> None:
+    async def _rename_dir(self, old: str, new: str, replaces: bool = False) -> None:
         old_stored = self.ns.stored_dir(old)
         new_stored = self.ns.stored_dir(new)
         top_long = self.ns.encode(new)[1]
@@ -228,6 +228,8 @@ class Renames(ChangeBase):
                        for d in self.wb.files.values() if is_under(d.path, old)]  # fmt: skip
             for _, _, stored, _ in pending:
                 check_key(stored)
+            if replaces:  # the empty directory at ``new`` goes first (b2fs.vfs.dir_changes)
+                await self._drop_marker(new)
             op = self.journal.add_op("rename_dir", {"old": old, "new": new, "old_stored": old_stored,
                                                     "new_stored": new_stored, "top_long": top_long})  # fmt: skip
             self.wb.move_many(pending)
