@@ -337,8 +337,7 @@ class Operations(pyfuse3.Operations):
         check_length(self._name(new_name))  # the errors POSIX checks first come first
         self._not_view(new_parent_inode, new_name)
         self._real(inode)
-        self._real(new_parent_inode)
-        self._changes()
+        self._changes().check_new_name(self._real(new_parent_inode), self._name(new_name))
         if not self.warned_link:  # an expected refusal (git falls back to rename): said once
             self.warned_link = True
             log.warning("link: B2 has no hard links; link() is EPERM on this mount (said once)")

@@ -59,6 +59,11 @@ class ChangeBase:
         check_key(stored)
         return path, stored, long_info
 
+    def check_new_name(self, parent: Node, name: str) -> None:
+        """The errors creating ``name`` in ``parent`` would give (for link, which B2 refuses
+        after them)."""
+        self._new_name(parent, name)
+
     def _marker_name(self, path: str) -> tuple[str, dict[str, str] | None]:
         """(stored marker name, long info) of the directory at ``path``."""
         stored = self.ns.stored_dir(path) + DIR_MARKER

@@ -195,6 +195,7 @@ def test_paths_past_b2s_key_limit_are_enametoolong(ws, actor, posix_fs, b2fs_onl
                 (os.symlink, ("target", long), {"dir_fd": deep}),
                 (os.rename, ("short", long), {"src_dir_fd": top, "dst_dir_fd": deep}),
                 (os.rename, ("shortdir", long), {"src_dir_fd": top, "dst_dir_fd": deep}),
+                (os.link, ("short", long), {"src_dir_fd": top, "dst_dir_fd": deep}),  # not EPERM
             ):
                 code = errno_of(call, *args, **kw)
                 assert code == errno.ENAMETOOLONG, (
