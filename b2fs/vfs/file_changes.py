@@ -57,6 +57,13 @@ class FileChanges(ChangeBase):
                 raise Exists(f"{path!r} exists")
             if existing.kind is Kind.DIR:
                 raise IsADirectory(f"{path!r} is a directory")
+            if existing.kind is not Kind.FILE:
+                raise Exists(f"{path!r} exists (a {existing.kind.name.lower()})")
+            # The kernel thought the name free (a "no such name" it keeps for negative_timeout,
+            # from before the file came, made elsewhere): open the file there, as open(2) would.
+            node = self.fs.inodes.node(path, Kind.FILE)
+            fh = await self.open_write(node, flags, ctx)
+            return fh, node, await self.fs.entry(node)
         old = self.wb.get(path)
         if old is not None:
             await self.wb.discard(old)

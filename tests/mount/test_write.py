@@ -426,6 +426,25 @@ def test_opening_for_write_without_writing_uploads_nothing(
     ), calls
 
 
+def test_o_creat_of_a_name_the_kernel_thinks_free_opens_the_file_there(mount_factory, b2sync):
+    """open(O_CREAT) without O_TRUNC of a file made elsewhere while the kernel still keeps the
+    name's earlier "no such name" (negative_timeout) opens that file: its content stays."""
+    m = mount_factory(negative_timeout=60, dir_cache_time=0)
+    f = m.path / "f"
+    assert not f.exists()  # the kernel keeps this answer for a minute
+    b2sync.upload(m.bucket, "f", b"made elsewhere")
+    fd = os.open(f, os.O_WRONLY | os.O_CREAT, 0o600)  # the kernel sends CREATE
+    os.close(fd)
+    assert f.read_bytes() == b"made elsewhere"
+    fd = os.open(f, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+    os.write(fd, b", and here")
+    os.close(fd)
+    with pytest.raises(FileExistsError):
+        os.open(f, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fresh(m)
+    assert f.read_bytes() == b"made elsewhere, and here"
+
+
 def test_read_past_the_old_end_of_a_grown_file(mount_factory, b2sync):
     """Issue 10: a file in B2 grown by truncate reads zeros past its old end, also from a
     read that starts past the old end inside the base version's last block."""
