@@ -55,6 +55,7 @@ class BlockCache:
         self._index: OrderedDict[Key, int] = OrderedDict()  # key -> size, oldest first
         self._touched: set[Key] = set()
         self._writing: set[Key] = set()  # being written (their bytes count in ``used``)
+        self._queued: dict[Key, bytes] = {}  # to be written soon (``hold``): read from here
         self._small: set[Key] = set()  # blocks kept in small.sqlite, not as files
         self.small: SmallBlocks | None = None
         self._seen: OrderedDict[str, None] = OrderedDict()  # digests of versions read once
@@ -154,8 +155,12 @@ class BlockCache:
             return None
         key = self._key(file_id, index)
         if key not in self._index:
-            self.misses += 1
-            return None
+            queued = self._queued.get(key)
+            if queued is None or (expected_size is not None and len(queued) != expected_size):
+                self.misses += 1
+                return None
+            self.hits += 1
+            return queued[offset:] if length is None else queued[offset : offset + length]
         try:
             if key in self._small:
                 size = self._index[key]
@@ -238,10 +243,13 @@ class BlockCache:
 
     def discard(self, file_id: str, index: int) -> None:
         """Drop a block (it failed to verify: never serve it again)."""
-        self._forget(self._key(file_id, index), unlink=True)
+        key = self._key(file_id, index)
+        self._queued.pop(key, None)
+        self._forget(key, unlink=True)
 
     def __contains__(self, item: tuple[str, int]) -> bool:
-        return self.enabled and self._key(*item) in self._index
+        key = self._key(*item)
+        return self.enabled and (key in self._index or key in self._queued)
 
     # -- stores --------------------------------------------------------------------------
 
@@ -271,6 +279,9 @@ class BlockCache:
         if not self.enabled:
             return False
         src, dst = self._key(src_id, index), self._key(dst_id, index)
+        queued = self._queued.get(src)
+        if queued is not None and src not in self._index:  # its batch not written yet
+            return self.put(dst_id, index, queued)
         size = self._index.get(src)
         if size is None or dst in self._index or dst in self._writing:
             return dst in self._index
@@ -314,6 +325,12 @@ class BlockCache:
             raise
         return self._finish(key, size, error)
 
+    def hold(self, file_id: str, index: int, data: bytes) -> None:
+        """A block ``put_many_async`` will write soon (a batch gathers): reads find it
+        meanwhile, in memory."""
+        if self.enabled:
+            self._queued[self._key(file_id, index)] = data
+
     async def put_many_async(self, blocks: list[tuple[str, int, bytes]]) -> None:
         """``put`` of many blocks (small ones, a download's run), written by one worker-thread
         call per batch (a thread hop each would cost more than small blocks' writes). A
@@ -330,6 +347,8 @@ class BlockCache:
             size += len(block[2])
         if batch:
             await self._put_batch(batch)
+        for file_id, index, _ in blocks:  # written (or refused): the disk answers now
+            self._queued.pop(self._key(file_id, index), None)
 
     async def _put_batch(self, blocks: list[tuple[str, int, bytes]]) -> None:
         todo = [(key, data) for file_id, index, data in blocks

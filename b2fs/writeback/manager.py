@@ -567,12 +567,12 @@ class WriteBack:
                     continue
                 start, end = self.reader.stored_span(r.size, i)
                 if end - start <= INLINE_MAX:  # a small file: written with others, off the loop
-                    self._to_cache.append(
-                        (version.file_id, i, source.read_sync(start, end - start))
-                    )
+                    block = source.read_sync(start, end - start)
+                    self._to_cache.append((version.file_id, i, block))
+                    cache.hold(version.file_id, i, block)  # read from memory until written
                     self._cache_wake.set()
                     if not self.reader.codec.encrypted:  # read back at once from memory too
-                        self.reader.remember(version.file_id, i, self._to_cache[-1][2])
+                        self.reader.remember(version.file_id, i, block)
                 else:
                     await cache.put_from_async(version.file_id, i, end - start,
                                                functools.partial(source.read_sync, start, end - start))  # fmt: skip
@@ -731,6 +731,9 @@ class WriteBack:
             fd = d.close()
             if fd >= 0:
                 self._to_close.append(fd)
+        batch, self._to_cache = self._to_cache, []  # a batch still gathering: kept too
+        with trio.CancelScope(shield=True):
+            await self.reader.cache.put_many_async(batch)
         self._let_go()
         self.journal.close()
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+import trio
+
 from b2fs.cache.blocks import BlockCache
 
 
@@ -91,3 +93,20 @@ def test_small_blocks_are_rows_kept_by_recency_across_restarts(tmp_path):
     again.open()  # over budget: the oldest rows go (by when they were written this session)
     assert [again.get("f", i) is not None for i in range(4)] == [False, False, True, False]
     assert again.get("copy", 1) == b"B" * 1000 and again.used == 2000
+
+
+def test_a_held_block_reads_from_memory_until_its_batch_is_written(tmp_path):
+    """The write-back keeps an uploaded small file's block (``hold``) and writes it with
+    others a moment later: a read meanwhile finds it, not B2."""
+    cache = BlockCache(tmp_path, budget=10_000, block_size=1000)
+    cache.open()
+    cache.hold("f", 0, b"abcdef")
+    assert ("f", 0) in cache and cache.read_range("f", 0, 2, 3) == b"cde"
+    assert cache.link("f", "copy", 0) and cache.get("copy", 0) == b"abcdef"  # a rename's copy
+    assert cache.get("f", 0, expected_size=5) is None  # not the size asked for
+    trio.run(cache.put_many_async, [("f", 0, b"abcdef")])
+    assert cache._queued == {}  # written: the disk answers
+    assert cache.get("f", 0) == b"abcdef" and cache.used == 12
+    cache.hold("g", 0, b"xyz")
+    cache.discard("g", 0)  # never served again
+    assert cache.get("g", 0) is None and ("g", 0) not in cache
