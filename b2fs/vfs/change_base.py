@@ -31,6 +31,16 @@ from b2fs.writeback.dirty import DirtyFile
 from b2fs.writeback.manager import WriteBack, remote_entry
 
 
+def kill_priv(mode: int | None) -> int | None:
+    """The mode once a write or chown has cleared set-user-ID and set-group-ID (the latter
+    only with group execute: without it, it means mandatory locking, and stays)."""
+    if mode is None:
+        return None
+    if mode & stat.S_ISGID and mode & stat.S_IXGRP:
+        mode &= ~stat.S_ISGID
+    return mode & ~stat.S_ISUID
+
+
 class ChangeBase:
     def __init__(self, fs: FileSystem, wb: WriteBack, remote: RemoteNames) -> None:
         self.fs = fs
@@ -73,6 +83,27 @@ class ChangeBase:
     def _stored_for(self, d: DirtyFile, path: str) -> tuple[str, dict[str, str] | None]:
         """Where a pending version goes once it is at ``path`` (a marker: its directory's)."""
         return self._marker_name(path) if d.kind is Kind.DIR else self.ns.encode(path)
+
+    def _set_attrs(self, d: DirtyFile, attr: Any, fields: Any, clear_setid: bool = True) -> None:
+        """Times, mode and owner of a pending version (the size is the caller's); ctime moves.
+        A chown without a mode clears set-user-ID and set-group-ID (``clear_setid``: files;
+        Linux keeps them on directories)."""
+        r = d.record
+        if fields.update_mtime:
+            r.mtime_ns = attr.st_mtime_ns
+        if fields.update_atime:
+            r.atime_ns = attr.st_atime_ns
+        if self.defaults.keep_attrs:
+            if fields.update_mode:
+                r.mode = stat.S_IMODE(attr.st_mode)
+            if fields.update_uid:
+                r.uid = attr.st_uid
+            if fields.update_gid:
+                r.gid = attr.st_gid
+            if clear_setid and (fields.update_uid or fields.update_gid) and not fields.update_mode:
+                r.mode = kill_priv(r.mode)
+        r.ctime_ns = time.time_ns()
+        d.touch()
 
     # -- attributes ----------------------------------------------------------------------
 

@@ -11,7 +11,6 @@ a new marker version (the first one, for a directory that had none).
 
 from __future__ import annotations
 
-import stat
 import time
 from typing import Any
 
@@ -109,19 +108,7 @@ class DirChanges(ChangeBase):
                 moved = self.fs.dir_times.pop(path, None)  # the marker's times rule from now on
                 if moved is not None and moved[0] is not None:
                     r.mtime_ns = moved[0]
-                if fields.update_mtime:
-                    r.mtime_ns = attr.st_mtime_ns
-                if fields.update_atime:
-                    r.atime_ns = attr.st_atime_ns
-                if self.defaults.keep_attrs:
-                    if fields.update_mode:
-                        r.mode = stat.S_IMODE(attr.st_mode)
-                    if fields.update_uid:
-                        r.uid = attr.st_uid
-                    if fields.update_gid:
-                        r.gid = attr.st_gid
-                r.ctime_ns = time.time_ns()
-                d.touch()
+                self._set_attrs(d, attr, fields, clear_setid=False)
         finally:
             d.writers -= 1
         self._settle(d)

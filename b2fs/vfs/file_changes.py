@@ -22,20 +22,10 @@ from typing import Any
 
 from b2fs.posix.entries import SPECIAL, Entry, Kind, Remote
 from b2fs.posix.errors import BadHandle, Exists, InvalidArgument, IsADirectory, NotFound
-from b2fs.vfs.change_base import ChangeBase
+from b2fs.vfs.change_base import ChangeBase, kill_priv
 from b2fs.vfs.filesystem import FileHandle
 from b2fs.vfs.inodes import Node
 from b2fs.writeback.dirty import DirtyFile
-
-
-def kill_priv(mode: int | None) -> int | None:
-    """The mode once a write or chown has cleared set-user-ID and set-group-ID (the latter
-    only with group execute: without it, it means mandatory locking, and stays)."""
-    if mode is None:
-        return None
-    if mode & stat.S_ISGID and mode & stat.S_IXGRP:
-        mode &= ~stat.S_ISGID
-    return mode & ~stat.S_ISUID
 
 
 class FileChanges(ChangeBase):
@@ -249,26 +239,6 @@ class FileChanges(ChangeBase):
                 if uid != 0:
                     r.mode = kill_priv(r.mode)
             self._set_attrs(d, attr, fields)
-
-    def _set_attrs(self, d: DirtyFile, attr: Any, fields: Any) -> None:
-        """Times, mode and owner (the size is the caller's); ctime moves."""
-        r = d.record
-        if fields.update_mtime:
-            r.mtime_ns = attr.st_mtime_ns
-        if fields.update_atime:
-            r.atime_ns = attr.st_atime_ns
-        if self.defaults.keep_attrs:
-            if fields.update_mode:
-                r.mode = stat.S_IMODE(attr.st_mode)
-            if fields.update_uid or fields.update_gid:
-                if fields.update_uid:
-                    r.uid = attr.st_uid
-                if fields.update_gid:
-                    r.gid = attr.st_gid
-                if not fields.update_mode:
-                    r.mode = kill_priv(r.mode)
-        r.ctime_ns = time.time_ns()
-        d.touch()
 
 
 def _base_entry(d: DirtyFile, name: str) -> Entry:
