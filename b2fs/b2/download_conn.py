@@ -30,6 +30,8 @@ import anyio
 import anyio.lowlevel
 from anyio.abc import SocketAttribute
 
+from b2fs.b2.streams import CONNECT_ERRORS, close_quietly, open_stream
+
 IDLE_EXPIRY = 30.0  # a connection idle longer is not reused (hosts close idle ones)
 HEAD_LIMIT = 64 * 1024  # the longest response head accepted
 BODY_LIMIT = 1 << 20  # the longest error body read
@@ -67,12 +69,7 @@ class _Connection:
 
     async def aclose(self) -> None:
         stream, self.stream = self.stream, None
-        if stream is not None:
-            with anyio.CancelScope(shield=True):
-                try:
-                    await stream.aclose()
-                except Exception:  # noqa: BLE001 - closing a broken connection
-                    pass
+        await close_quietly(stream)
 
     async def recv_into(self, view: memoryview) -> int:
         """Receive what has come (at most ``len(view)`` bytes) into ``view``; 0 at EOF."""
@@ -347,15 +344,12 @@ class DownloadPool:
 
     async def _connect(self, key: tuple[str, str, int]) -> _Connection:
         scheme, host, port = key
+        if scheme == "https" and self.ssl_context is None:
+            self.ssl_context = ssl.create_default_context()
         try:
-            with anyio.fail_after(self.timeouts[0]):
-                if scheme == "https" and self.ssl_context is None:
-                    self.ssl_context = ssl.create_default_context()
-                stream = await anyio.connect_tcp(
-                    host, port, ssl_context=self.ssl_context if scheme == "https" else None,
-                    tls_standard_compatible=False,
-                )  # fmt: skip
-        except (OSError, TimeoutError, ssl.SSLError, anyio.BrokenResourceError) as e:
+            stream = await open_stream(host, port, self.ssl_context if scheme == "https" else None,
+                                       self.timeouts[0])  # fmt: skip
+        except CONNECT_ERRORS as e:
             raise DownloadConnectionError(
                 f"ConnectError: connecting to {host}:{port}: {e!r}", sent=False
             ) from e

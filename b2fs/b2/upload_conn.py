@@ -28,6 +28,8 @@ from urllib.parse import urlsplit
 import anyio
 import h11
 
+from b2fs.b2.streams import CONNECT_ERRORS, close_quietly, open_stream
+
 IDLE_EXPIRY = 30.0  # a kept connection idle longer is opened again (hosts close idle ones)
 
 
@@ -57,12 +59,7 @@ class UploadConnection:
 
     async def aclose(self) -> None:
         stream, self._stream, self._h11 = self._stream, None, None
-        if stream is not None:
-            with anyio.CancelScope(shield=True):
-                try:
-                    await stream.aclose()
-                except Exception:  # noqa: BLE001 - closing a broken connection
-                    pass
+        await close_quietly(stream)
 
     async def post(self, headers: dict[str, str], body: AsyncIterable[bytes] | bytes,
                    ) -> tuple[int, dict[str, str], bytes]:  # fmt: skip
@@ -84,15 +81,13 @@ class UploadConnection:
 
     async def _connect(self) -> None:
         await self.aclose()
+        if self.tls and self.ssl_context is None:
+            self.ssl_context = ssl.create_default_context()
         try:
-            with anyio.fail_after(self.timeouts[0]):
-                if self.tls and self.ssl_context is None:
-                    self.ssl_context = ssl.create_default_context()
-                self._stream = await anyio.connect_tcp(
-                    self.host, self.port, ssl_context=self.ssl_context if self.tls else None,
-                    tls_standard_compatible=False,
-                )  # fmt: skip
-        except (OSError, TimeoutError, ssl.SSLError, anyio.BrokenResourceError) as e:
+            self._stream = await open_stream(self.host, self.port,
+                                             self.ssl_context if self.tls else None,
+                                             self.timeouts[0])  # fmt: skip
+        except CONNECT_ERRORS as e:
             self._stream = None
             raise UploadConnectionError(
                 f"connecting to {self.host}:{self.port}: {e!r}", False
