@@ -454,13 +454,7 @@ class VersionsView:
         if handle is None:
             raise BadHandle(f"file handle {fh} of the versions view is not open")
         if handle.local is not None:
-            local = handle.local
-            local.readers += 1
-            try:
-                return await local.read(offset, size)
-            finally:
-                local.readers -= 1
-                self.ns.overlay.reader_done(local)
+            return await self.fs.read_pending(handle.local, offset, size)
         if handle.stream is None:
             return b""
         return await self.fs.reader.read(handle.stream, offset, size)

@@ -323,15 +323,19 @@ class FileSystem:
             pending = self.ns.overlay.entry(handle.node.path)
             local = pending.local if pending is not None else None
         if local is not None:
-            local.readers += 1  # keeps the staging file while the read runs
-            try:
-                return await local.read(offset, size)
-            finally:
-                local.readers -= 1
-                self.ns.overlay.reader_done(local)
+            return await self.read_pending(local, offset, size)
         if handle.stream is None:
             return b""
         return await self.reader.read(handle.stream, offset, size)
+
+    async def read_pending(self, local: Any, offset: int, size: int) -> bytes:
+        """Bytes of a pending version (its staging file kept while the read runs)."""
+        local.readers += 1
+        try:
+            return await local.read(offset, size)
+        finally:
+            local.readers -= 1
+            self.ns.overlay.reader_done(local)
 
     def release(self, fh: int) -> FileHandle | None:
         handle = self.files.pop(fh, None)
